@@ -1,0 +1,145 @@
+"""An LIO vhost target with fileio backstores, set up through configfs by hand.
+
+rtslib-fb would drive the same tree, but the guest runs the host's read-only
+root file system with the stdlib only (rtslib-fb is not installed there), and
+the handful of mkdir/echo/ln steps below is all a vhost target needs.
+
+Teardown is best effort and runs in reverse order; :meth:`LioTarget.remove`
+is safe to call twice and also removes leftovers of an earlier, killed run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+
+CONFIGFS = "/sys/kernel/config"
+TARGET = f"{CONFIGFS}/target"
+CHUNK_BLOCKS = 2048
+
+
+class LioError(RuntimeError):
+    pass
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def ensure_configfs() -> None:
+    """Mount configfs if needed; fail if the target core is not there."""
+    if not os.path.isdir(TARGET):
+        if not os.path.ismount(CONFIGFS):
+            subprocess.run(["mount", "-t", "configfs", "none", CONFIGFS],
+                           check=False, capture_output=True)
+    if not os.path.isdir(TARGET):
+        raise LioError(f"{TARGET} missing (CONFIG_TARGET_CORE / CONFIG_CONFIGFS_FS?)")
+
+
+def make_backing_file(path: str, blocks: int, block_data: Callable[[int, int], bytes]) -> None:
+    """Create ``path`` holding ``block_data(lba, n)`` for every 512-byte block."""
+    with open(path, "wb") as f:
+        for lba in range(0, blocks, CHUNK_BLOCKS):
+            f.write(block_data(lba, min(CHUNK_BLOCKS, blocks - lba)))
+
+
+class LioTarget:
+    """One vhost WWPN with TPG 1, a nexus, and fileio LUNs."""
+
+    def __init__(self, wwpn: str = "naa.5001405000000001",
+                 initiator: str = "naa.5001405000000002", tpgt: int = 1,
+                 hba: str = "fileio_7") -> None:
+        self.wwpn, self.initiator, self.tpgt, self.hba = wwpn, initiator, tpgt, hba
+        self.tpg = f"{TARGET}/vhost/{wwpn}/tpgt_{tpgt}"
+        self.files: dict[str, str] = {}  # backstore name -> backing file
+        self.luns: dict[int, str] = {}   # LUN -> backstore name
+        self.errors: list[str] = []
+
+    # --- backstores -----------------------------------------------------
+    def backstore_dir(self, name: str) -> str:
+        return f"{TARGET}/core/{self.hba}/{name}"
+
+    def add_backstore(self, name: str, path: str, size: int) -> None:
+        d = self.backstore_dir(name)
+        self.files[name] = path
+        os.makedirs(d, exist_ok=True)
+        _write(f"{d}/control", f"fd_dev_name={path},fd_dev_size={size}")
+        _write(f"{d}/enable", "1")
+
+    # --- fabric ---------------------------------------------------------
+    def create_tpg(self) -> None:
+        os.makedirs(f"{self.tpg}/lun", exist_ok=True)
+
+    def set_nexus(self) -> None:
+        _write(f"{self.tpg}/nexus", self.initiator)
+
+    def add_lun(self, lun: int, backstore: str) -> None:
+        """Create lun_N and link it (a hotplug event if an endpoint is set)."""
+        d = f"{self.tpg}/lun/lun_{lun}"
+        os.makedirs(d, exist_ok=True)
+        self.luns[lun] = backstore
+        os.symlink(self.backstore_dir(backstore), f"{d}/port0")
+
+    def remove_lun(self, lun: int) -> None:
+        d = f"{self.tpg}/lun/lun_{lun}"
+        self._try(os.unlink, f"{d}/port0", missing_ok=True)
+        self._try(os.rmdir, d, missing_ok=True)
+        self.luns.pop(lun, None)
+
+    def setup(self, backstores: list[tuple[str, str, int]], luns: list[tuple[int, str]]) -> None:
+        """Backstores ``(name, file, size)``, LUNs ``(lun, backstore)``, then the nexus."""
+        ensure_configfs()
+        self.remove(delete_files=False)
+        self.errors = []
+        for name, path, size in backstores:
+            self.add_backstore(name, path, size)
+        self.create_tpg()
+        for lun, name in luns:
+            self.add_lun(lun, name)
+        self.set_nexus()
+
+    # --- teardown -------------------------------------------------------
+    def _try(self, fn: Callable[[str], object], path: str, missing_ok: bool = False) -> None:
+        try:
+            fn(path)
+        except FileNotFoundError:
+            if not missing_ok:
+                self.errors.append(f"{path}: missing")
+        except OSError as exc:
+            self.errors.append(f"{path}: {exc.strerror}")
+
+    def remove(self, delete_files: bool = True) -> None:
+        """Tear everything down in reverse order; leftovers included."""
+        if os.path.isdir(self.tpg):
+            if os.path.exists(f"{self.tpg}/nexus"):
+                try:
+                    with open(f"{self.tpg}/nexus") as f:
+                        has_nexus = bool(f.read().strip())
+                    if has_nexus:
+                        _write(f"{self.tpg}/nexus", "NULL")
+                except OSError as exc:
+                    self.errors.append(f"nexus: {exc.strerror}")
+            lun_root = f"{self.tpg}/lun"
+            for entry in sorted(os.listdir(lun_root)) if os.path.isdir(lun_root) else []:
+                d = f"{lun_root}/{entry}"
+                for link in os.listdir(d):
+                    if os.path.islink(f"{d}/{link}"):
+                        self._try(os.unlink, f"{d}/{link}")
+                self._try(os.rmdir, d)
+            self._try(os.rmdir, self.tpg)
+        wwpn_dir = f"{TARGET}/vhost/{self.wwpn}"
+        if os.path.isdir(wwpn_dir):
+            self._try(os.rmdir, wwpn_dir)
+        hba_dir = f"{TARGET}/core/{self.hba}"
+        if os.path.isdir(hba_dir):
+            for entry in os.listdir(hba_dir):
+                if os.path.isdir(f"{hba_dir}/{entry}"):
+                    self._try(os.rmdir, f"{hba_dir}/{entry}")
+            self._try(os.rmdir, hba_dir)
+        self.luns.clear()
+        if delete_files:
+            for path in self.files.values():
+                self._try(os.unlink, path, missing_ok=True)
+            self.files.clear()
