@@ -1,0 +1,128 @@
+"""Building one step of a run: make in the run's O= directory, with ccache.
+
+Reads the worktree (at the step's commit) and the O= directory's .config; writes the build log
+and the step's artifacts (bzImage, System.map, .config) into the step directory. Returns the
+`build` part of the step record, plus the diagnostics used for warning attribution.
+
+The O= directory is a direct child of the worktree, so kbuild uses the relative srctree `..`:
+every compiler command line is then the same whatever the worktree's path, and ccache hits
+across runs and machines without path rewriting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import paths
+from pipeline import warnings as diag
+
+ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "System.map": "System.map", ".config": ".config"}
+BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 2026"
+
+
+@dataclass
+class BuildOutcome:
+    record: dict
+    warnings: list[diag.Diagnostic]
+    disk_full: bool = False
+
+
+def make_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "CCACHE_DIR": str(paths.ccache_dir()),
+        "CCACHE_NOHASHDIR": "true",
+        "CCACHE_SLOPPINESS": "time_macros",
+        "KBUILD_BUILD_USER": "kpipe",
+        "KBUILD_BUILD_HOST": "kpipe",
+        "KBUILD_BUILD_TIMESTAMP": BUILD_TIMESTAMP,
+        "LC_ALL": "C",
+    })
+    return env
+
+
+def make_args(localversion: str, jobs: int) -> list[str]:
+    return [f"-j{jobs}", "CC=ccache gcc", "HOSTCC=ccache gcc", f"LOCALVERSION={localversion}"]
+
+
+def reproduce_command(worktree_rel: str, build_dir: str, localversion: str) -> str:
+    return (f"make -C {worktree_rel} O={build_dir} -j$(nproc) CC='ccache gcc' "
+            f"LOCALVERSION={localversion}")
+
+
+def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
+          previous: list[diag.Diagnostic], jobs: int | None = None,
+          progress: Callable[[str, int], None] | None = None) -> BuildOutcome:
+    """Run make for one step; collect status, time, log, errors, new warnings, artifacts."""
+    jobs = jobs or os.cpu_count() or 2
+    step_dir.mkdir(parents=True, exist_ok=True)
+    log_path = step_dir / "build.log"
+    cmd = ["make", "-C", str(worktree), f"O={build_dir}", *make_args(localversion, jobs)]
+    start = time.monotonic()
+    units = 0
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace", env=make_env(), start_new_session=True)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if line.startswith("  CC") and progress:
+                    units += 1
+                    progress(line.split()[-1], units)
+            rc = proc.wait()
+        except BaseException:
+            _kill(proc)
+            raise
+    seconds = round(time.monotonic() - start, 1)
+    text = log_path.read_text(errors="replace")
+    current = diag.carry(previous, text)
+    new = diag.new_warnings(previous, current)
+    record = {
+        "status": "pass" if rc == 0 else "fail",
+        "seconds": seconds,
+        "log": "build.log",
+        "units_rebuilt": len(diag.rebuilt_units(text)),
+        "warnings_new": [d.as_dict() for d in new],
+        "warnings_total": len({d.key for d in current}),
+        "errors": diag.errors_with_context(text) if rc else [],
+        "artifacts": {},
+        "command": reproduce_command("<tree>", f"<tree>/{build_dir.name}", localversion),
+    }
+    if rc == 0:
+        for name, rel in ARTIFACTS.items():
+            src = build_dir / rel
+            if src.exists():
+                shutil.copyfile(src, step_dir / name)
+                record["artifacts"][name] = name
+        missing = set(ARTIFACTS) - set(record["artifacts"])
+        if missing:
+            record["status"] = "error"
+            record["errors"] = [{"message": f"make succeeded but left no {', '.join(missing)}"}]
+    disk_full = bool(re.search(r"No space left on device", text))
+    if disk_full:
+        record["status"] = "error"
+        record["errors"].insert(0, {"message": "disk full: No space left on device"})
+    return BuildOutcome(record, current, disk_full)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

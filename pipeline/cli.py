@@ -1,0 +1,170 @@
+"""The `kpipe` command: run, fetch, tree, doctor.
+
+Reads the command line; prints progress on stderr and results on stdout (`--json` for
+machines). Exit codes follow DESIGN.md: 0 good, 1 bad verdict, 2 bad input, 3 infrastructure
+error (130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import doctor, paths, series, tree
+from pipeline.progress import Progress
+from pipeline.run import RunOptions, run
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _series_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--revision", "-v", type=int, help="pick this revision (like b4 -v)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="test a series even when patches are missing")
+    p.add_argument("--lore", help="lore root URL b4 fetches message-ids from "
+                                  f"(default {series.DEFAULT_LORE})")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="kpipe", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="apply, build (and boot, test) every step of a series")
+    r.add_argument("series", nargs="?", default=str(paths.DEFAULT_SERIES),
+                   help="message-id, lore URL, mbox, maildir or folder of .patch files "
+                        "(default: patches/vhost-scsi-log-6.12)")
+    _series_args(r)
+    r.add_argument("--tree", type=Path, help="use this kernel checkout instead of the "
+                                             "imported Debian 6.12 tree")
+    r.add_argument("--base", help="apply on this commit (wins over base-commit:)")
+    r.add_argument("--base-remote", help="fetch a missing base commit from this git remote")
+    r.add_argument("--config", action="append", dest="configs",
+                   help="named config from configs/configs.toml (repeatable; default: default)")
+    r.add_argument("--fragment", action="append", default=[],
+                   help="extra fragment from configs/kconfig/ (repeatable)")
+    r.add_argument("--no-cache", action="store_true", help="redo every step")
+    r.add_argument("--boot", action=argparse.BooleanOptionalAction, default=False,
+                   help="boot each step under virtme-ng and run the suites")
+    r.add_argument("--suite", action="append", dest="suites", default=[],
+                   help="guest suite from virtme-tests/ (repeatable)")
+    r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
+    r.add_argument("--json", action="store_true", help="print the record on stdout")
+
+    f = sub.add_parser("fetch", help="read a series with b4 and print what was found")
+    f.add_argument("series")
+    _series_args(f)
+    f.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("tree", help="import Debian's linux-source-6.12 into the cache")
+    t.add_argument("--tarball", type=Path, default=paths.DEBIAN_TARBALL)
+    t.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("doctor", help="check tools, kernel source, disk and KVM")
+    d.add_argument("--no-accel", action="store_true", help="skip the accelerator probe")
+    d.add_argument("--json", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    return {"run": cmd_run, "fetch": cmd_fetch, "tree": cmd_tree, "doctor": cmd_doctor}[
+        args.cmd](args, argv)
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    opts = RunOptions(
+        series=args.series, tree=args.tree, base=args.base, base_remote=args.base_remote,
+        revision=args.revision, allow_partial=args.allow_partial,
+        configs=args.configs or ["default"], fragments=args.fragment, no_cache=args.no_cache,
+        boot=args.boot, suites=args.suites, jobs=args.jobs, lore=args.lore,
+        argv=["kpipe", *argv])
+    code, run_dir = run(opts, Progress(quiet=False))
+    rec = json.loads((run_dir / "results.json").read_text())
+    if args.json:
+        print(json.dumps(rec, indent=1))
+    else:
+        _print_matrix(rec)
+        print(f"record: {run_dir / 'results.json'}  (exit {code})")
+    return code
+
+
+def _print_matrix(rec: dict) -> None:
+    console = Console()
+    table = Table(title=f"kpipe run {rec['run_id']}: {rec['status']}")
+    for col in ("step", "config", "apply", "build", "s", "new warnings", "boot", "reused"):
+        table.add_column(col)
+    for s in rec["steps"]:
+        label = "base" if s["index"] == 0 else f"{s['index']}"
+        table.add_row(label, s.get("config", ""), s["apply"]["status"], s["build"]["status"],
+                      str(s["build"].get("seconds", "")),
+                      str(len(s["build"].get("warnings_new", []))), s["boot"]["status"],
+                      s["reused_from"] or "")
+    console.print(table)
+    for v in rec["verdicts"]:
+        console.print(f"  {v['kind']} {v['step']}: {v['detail']}")
+    if rec.get("error"):
+        console.print(f"[red]{rec['error']}[/]")
+
+
+def cmd_fetch(args: argparse.Namespace, argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="kpipe-fetch-") as tmp:
+        try:
+            ser = series.intake(args.series, Path(tmp), args.revision, args.allow_partial,
+                                args.lore)
+        except series.SeriesError as exc:
+            Progress().error(str(exc))
+            return 2
+    data = ser.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=1))
+        return 0
+    print(f"{data['subject']} (v{data['revision']}) by {data['author']}")
+    print(f"  link: {data['link']}")
+    print(f"  base-commit: {data['base_commit'] or '(none)'}")
+    for p in data["patches"]:
+        print(f"  [{p['n']}/{data['expected']}] {p['subject']}  <{p['msgid']}>")
+        for t in p["trailers"]:
+            print(f"        {t}")
+    for w in data["warnings"]:
+        print(f"  warning: {w}")
+    return 0
+
+
+def cmd_tree(args: argparse.Namespace, argv: list[str]) -> int:
+    try:
+        info = tree.open_tree(None, args.tarball)
+    except tree.TreeError as exc:
+        Progress().error(str(exc))
+        return 3
+    data = {"path": str(info.path), "commit": info.head, "describe": info.describe,
+            "source": info.source}
+    print(json.dumps(data, indent=1) if args.json else
+          f"{info.head} {info.describe} ({info.path})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, argv: list[str]) -> int:
+    results = doctor.checks(probe_accel=not args.no_accel)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        for c in results:
+            mark = "ok " if c["ok"] else "MISSING"
+            print(f"{mark:7} {c['name']:20} {c['detail']}"
+                  + ("" if c["ok"] else f"\n        fix: {c['fix']}"))
+    return 0 if all(c["ok"] for c in results) else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""`kpipe doctor`: is this machine ready for kpipe, and what is missing?
+
+Reads the installed tools' versions, dpkg's package list, free disk, and the accelerator probe;
+writes nothing. Each check is {name, ok, detail, fix}: a failing check names the command that
+installs what is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline import paths
+
+WANT_KERNEL = "6.12.117"
+MIN_FREE_GB = 20
+
+TOOLS = [  # (command, version flag, fix)
+    ("git", "--version", "apt-get install git"),
+    ("make", "--version", "apt-get install make"),
+    ("gcc", "--version", "apt-get install gcc"),
+    ("ccache", "--version", "apt-get install ccache"),
+    ("flex", "--version", "apt-get install flex"),
+    ("bison", "--version", "apt-get install bison"),
+    ("bc", "--version", "apt-get install bc"),
+    ("b4", "--version", "scripts/setup.sh (pip install b4)"),
+    ("vng", "--version", "scripts/setup.sh (pip install virtme-ng)"),
+    ("qemu-system-x86_64", "--version", "apt-get install qemu-system-x86"),
+    ("busybox", "--help", "apt-get install busybox-static"),
+    ("depmod", "--version", "apt-get install kmod"),
+    ("udevadm", "--version", "apt-get install udev"),
+]
+
+
+def _which(cmd: str) -> str | None:
+    return shutil.which(cmd) or (str(Path(sys.executable).with_name(cmd))
+                                 if Path(sys.executable).with_name(cmd).exists() else None)
+
+
+def _version(exe: str, flag: str) -> str:
+    proc = subprocess.run([exe, flag], capture_output=True, text=True)
+    out = (proc.stdout or proc.stderr).strip().splitlines()
+    return out[0] if out else "?"
+
+
+def kernel_source_version() -> str | None:
+    proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "linux-source-6.12"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def checks(probe_accel: bool = True) -> list[dict]:
+    out = []
+    for cmd, flag, fix in TOOLS:
+        exe = _which(cmd)
+        out.append({"name": cmd, "ok": exe is not None,
+                    "detail": _version(exe, flag) if exe else "not found", "fix": fix})
+    ver = kernel_source_version()
+    tarball = paths.DEBIAN_TARBALL
+    ok = ver is not None and tarball.exists()
+    detail = f"linux-source-6.12 {ver}" if ver else "linux-source-6.12 not installed"
+    if ver and not ver.startswith(WANT_KERNEL):
+        detail += f" (kpipe's default series is written for {WANT_KERNEL}; results may differ)"
+    out.append({"name": "kernel-source", "ok": ok, "detail": detail,
+                "fix": f"apt-get install linux-source-6.12={WANT_KERNEL}-1~deb12u1"})
+    free = shutil.disk_usage(paths.cache_dir()).free / 1e9
+    out.append({"name": "disk", "ok": free >= MIN_FREE_GB,
+                "detail": f"{free:.1f} GB free in {paths.cache_dir()}",
+                "fix": f"free space: kpipe needs about {MIN_FREE_GB} GB for a run"})
+    if probe_accel:
+        out.append(_accel())
+    return out
+
+
+def _accel() -> dict:
+    try:
+        from pipeline import accel
+    except ImportError as exc:
+        return {"name": "accel", "ok": False, "detail": f"probe unavailable: {exc}", "fix": ""}
+    result = accel.probe()
+    return {"name": "accel", "ok": True,
+            "detail": f"{result['accel']}: {result.get('reason', '')}", "fix": ""}

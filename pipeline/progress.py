@@ -1,0 +1,55 @@
+"""What the user sees while a run goes: stages, the build's progress, warnings and errors.
+
+Reads nothing; writes to stderr through rich (stdout is kept for --json). Long stages show
+which step and which file they are on; failures say which patch, which stage, and where the log
+is.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+
+
+class Progress:
+    def __init__(self, quiet: bool = False) -> None:
+        self.console = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+        self._last = 0.0
+        self._label = ""
+
+    def stage(self, name: str, text: str) -> None:
+        self._label = f"{name}: {text}"
+        if not self.quiet:
+            self.console.print(f"[bold cyan]{name:>7}[/] {text}")
+
+    def info(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(f"        {text}")
+
+    def warn(self, text: str) -> None:
+        self.console.print(f"[yellow]warning[/] {text}")
+
+    def error(self, text: str) -> None:
+        self.console.print(f"[bold red]  error[/] {text}")
+
+    def build_unit(self, unit: str, count: int) -> None:
+        """Called per compiled file; prints at most every 5 s so logs stay small."""
+        now = time.monotonic()
+        if self.quiet or now - self._last < 5:
+            return
+        self._last = now
+        self.console.print(f"        {count} files compiled, now {unit}")
+
+    def build_done(self, k: int, build: dict) -> None:
+        status = build["status"]
+        colour = {"pass": "green", "fail": "red"}.get(status, "yellow")
+        line = (f"        step {k}: build [{colour}]{status}[/] in {build.get('seconds')} s, "
+                f"{build.get('units_rebuilt', 0)} files rebuilt")
+        if build.get("warnings_new"):
+            line += f", [yellow]{len(build['warnings_new'])} new warning(s)[/]"
+        self.console.print(line)
+        if status != "pass":
+            first = (build.get("errors") or [{}])[0].get("message", "")
+            self.error(f"step {k} build {status}: {first} (log: {build.get('log')})")

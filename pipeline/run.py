@@ -1,0 +1,286 @@
+"""One kpipe run: series -> base -> apply -> kconfig -> build (-> boot+test) -> record.
+
+Reads the series argument, the kernel tree and configs/; writes reports/runs/<run-id>/ with
+results.json (rewritten atomically after every stage and step), the series, and one directory
+per step (steps/<config>/<k>/) holding its logs and artifacts. Returns the exit code of
+DESIGN.md: 0 good, 1 a bad verdict or failing tip, 2 bad input, 3 infrastructure error,
+130 interrupted. The worktree (and the O= directories inside it) is removed on every path.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import apply, base, kconfig, paths, record, series, steps, tree, verdicts
+from pipeline import warnings as diag
+from pipeline.build import build
+from pipeline.progress import Progress
+from pipeline.worktree import WorktreeError, worktree
+
+KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
+
+
+@dataclass
+class RunOptions:
+    series: str
+    tree: Path | None = None
+    base: str | None = None
+    base_remote: str | None = None
+    revision: int | None = None
+    allow_partial: bool = False
+    configs: list[str] = field(default_factory=lambda: ["default"])
+    fragments: list[str] = field(default_factory=list)
+    no_cache: bool = False
+    boot: bool = False
+    suites: list[str] = field(default_factory=list)
+    jobs: int | None = None
+    lore: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+
+class InfraError(Exception):
+    """Something kpipe needs is missing or broken (exit code 3)."""
+
+
+def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
+    run_id = record.new_run_id()
+    run_dir = paths.runs_dir() / run_id
+    run_dir.mkdir(parents=True)
+    rec = record.new_record(run_id, opts.argv)
+    record.write(run_dir, rec)
+    progress.info(f"run {run_id}: {run_dir}")
+    try:
+        _run(opts, rec, run_dir, progress)
+        rec["verdicts"] = verdicts.compute(rec["steps"])
+        rec["status"] = "complete"
+        rec["exit_code"] = verdicts.exit_code(rec)
+    except (series.SeriesError, base.BaseError, kconfig.KconfigError) as exc:
+        _fail(rec, "bad-input", 2, str(exc), progress)
+    except (InfraError, WorktreeError, tree.TreeError, FileNotFoundError) as exc:
+        _fail(rec, "infra-error", 3, str(exc), progress)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        _fail(rec, "infra-error", 3, f"disk full: {exc}", progress)
+    except KeyboardInterrupt:
+        _fail(rec, "interrupted", 130, "interrupted (Ctrl-C or SIGTERM)", progress)
+    finally:
+        if rec["status"] == "running":
+            rec["status"], rec["exit_code"] = "infra-error", 3
+            rec["error"] = rec["error"] or "kpipe stopped unexpectedly"
+        _mark_unfinished(rec)
+        record.write(run_dir, rec)
+    return rec["exit_code"], run_dir
+
+
+def _fail(rec: dict, status: str, code: int, message: str, progress: Progress) -> None:
+    rec["status"], rec["exit_code"], rec["error"] = status, code, message
+    rec["verdicts"] = verdicts.compute(rec["steps"]) if rec["steps"] else []
+    progress.error(message)
+
+
+def _mark_unfinished(rec: dict) -> None:
+    """Steps that never got their build or boot say so, so the record stays consistent."""
+    for step in rec["steps"]:
+        if step["build"]["status"] == "running":
+            step["build"]["status"] = "not-run"
+        if step["boot"]["status"] == "running":
+            step["boot"]["status"] = "not-run"
+
+
+def _stage(rec: dict, name: str, start: float) -> None:
+    rec["stages"][name] = round(time.monotonic() - start, 1)
+
+
+def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
+    t0 = time.monotonic()
+    progress.stage("series", f"reading {opts.series} with b4")
+    ser = series.intake(opts.series, run_dir, opts.revision, opts.allow_partial, opts.lore)
+    rec["series"] = ser.to_dict()
+    for warning in ser.warnings:
+        progress.warn(warning)
+    _stage(rec, "series", t0)
+    record.write(run_dir, rec)
+
+    t0 = time.monotonic()
+    progress.stage("tree", "opening the kernel tree (first use imports the Debian tarball)")
+    info = tree.open_tree(opts.tree)
+    raw = run_dir / "series" / "thread.mbox"
+    lser, _ = series.parse(raw, ser.revision, True, [])
+    chosen = base.choose(info.path, lser, opts.base, opts.base_remote)
+    chosen["tree"] = {"path": str(info.path), "describe": info.describe, "source": info.source}
+    rec["base"] = chosen
+    if "warning" in chosen:
+        progress.warn(chosen["warning"])
+    progress.info(f"base {chosen['commit'][:12]} ({chosen['rule']}: {chosen['detail']})")
+    _stage(rec, "base", t0)
+    record.write(run_dir, rec)
+
+    patch_files = apply.split_mbox(run_dir / ser.mbox, run_dir / "series" / "patches")
+    with worktree(info.path, chosen["commit"], f"run-{rec['run_id']}") as wt:
+        t0 = time.monotonic()
+        applied = _apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
+        _stage(rec, "apply", t0)
+        for config_name in opts.configs:
+            _walk_config(opts, rec, run_dir, wt, config_name, applied, patch_files, progress)
+
+
+def _apply_all(wt: Path, patch_files: list[Path], run_dir: Path, base_commit: str,
+               progress: Progress) -> list[dict]:
+    """Apply every patch; return per step {commit, apply} (step 0 is the base)."""
+    out = [{"commit": base_commit, "apply": {"status": "applied", "detail": "base", "log": None}}]
+    blocked_by = None
+    for k, patch in enumerate(patch_files, start=1):
+        log_rel = f"steps/apply/{k}.log"
+        if blocked_by is not None:
+            out.append({"commit": None, "apply": {
+                "status": "blocked", "detail": f"not tried: patch {blocked_by} did not apply",
+                "log": None}})
+            continue
+        progress.stage("apply", f"patch {k}/{len(patch_files)}")
+        result = apply.apply_one(wt, patch, run_dir / log_rel)
+        entry = {"status": result.status, "detail": result.detail, "log": log_rel}
+        if result.hunks:
+            entry["hunks"] = result.hunks
+        out.append({"commit": result.commit, "apply": entry})
+        if result.status == "conflict":
+            blocked_by = k
+            progress.error(f"patch {k} does not apply: {result.detail} (log: {log_rel})")
+    return out
+
+
+def _config_record(spec: kconfig.ConfigSpec, final: Path, dropped: list[dict],
+                   spec_hash: str) -> dict:
+    final_values = kconfig.read_config(final)
+    return {"name": spec.name, "fragments": spec.fragments, "requested": spec.requested,
+            "final": {s: final_values.get(s, "n") for s in spec.requested},
+            "dropped": dropped, "hash": spec_hash}
+
+
+def _configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path) -> list[dict]:
+    kconfig.merge(spec, wt, build_dir / ".config")
+    proc = kconfig.olddefconfig(wt, build_dir, [])
+    if proc.returncode != 0:
+        raise InfraError(f"make olddefconfig failed: {proc.stderr.strip()[-400:]}")
+    return kconfig.dropped_symbols(spec, build_dir / ".config", wt)
+
+
+def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, config_name: str,
+                 applied: list[dict], patch_files: list[Path], progress: Progress) -> None:
+    spec = kconfig.load_spec(config_name, opts.fragments)
+    build_dir = wt / f"o-{config_name}"
+    t0 = time.monotonic()
+    progress.stage("kconfig", f"{config_name}: merging {', '.join(spec.fragments)}")
+    dropped = _configure(spec, wt, build_dir)
+    spec_hash = kconfig.spec_hash(spec, wt)
+    rec["configs"].append(_config_record(spec, build_dir / ".config", dropped, spec_hash))
+    for d in dropped:
+        progress.warn(f"config {config_name}: CONFIG_{d['sym']} dropped ({d['unmet']})")
+    _stage(rec, f"kconfig:{config_name}", t0)
+    suite_dirs = [paths.VIRTME_TESTS_DIR / s for s in opts.suites]
+    extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config": config_name}
+    patch_ids = [apply.patch_id(p) for p in patch_files]
+    previous: list[diag.Diagnostic] = []
+    t_build = time.monotonic()
+    for k, step_in in enumerate(applied):
+        step_rel = f"steps/{config_name}/{k}"
+        step_dir = run_dir / step_rel
+        localversion = f"-kpipe-{config_name}-s{k}" if config_name != "default" else f"-kpipe-s{k}"
+        step = _new_step(k, config_name, step_in, step_rel, localversion)
+        rec["steps"].append(step)
+        if step_in["apply"]["status"] in ("conflict", "blocked"):
+            for stage in ("build", "boot"):
+                step[stage] = {"status": "blocked", "config": config_name}
+            record.write(run_dir, rec)
+            continue
+        step["key"] = steps.step_key(applied[0]["commit"], patch_ids[:k], spec_hash, extra)
+        found = None if opts.no_cache else steps.find_reusable(step["key"], rec["run_id"])
+        if found:
+            reused = steps.link_step_files(found[0], found[1], step_dir, step_rel)
+            rec["steps"][-1] = reused
+            previous = _load_warnings(step_dir)
+            progress.info(f"step {k} [{config_name}]: reused from run {reused['reused_from']}")
+            record.write(run_dir, rec)
+            continue
+        _checkout(wt, step_in["commit"])
+        if k > 0 and _touches_kconfig(patch_files[k - 1]):
+            progress.info(f"patch {k} touches Kconfig: re-checking the config")
+            step["config_recheck"] = {"dropped": _configure(spec, wt, build_dir)}
+        step["build"]["status"] = "running"
+        record.write(run_dir, rec)
+        progress.stage("build", f"step {k}/{len(applied) - 1} [{config_name}]")
+        outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
+                        progress.build_unit)
+        step["build"] = _prefix_paths(outcome.record, step_rel) | {"config": config_name}
+        _save_warnings(step_dir, outcome.warnings)
+        previous = outcome.warnings
+        progress.build_done(k, step["build"])
+        if outcome.disk_full:
+            record.write(run_dir, rec)
+            raise OSError(errno.ENOSPC, "No space left on device during the build",
+                          str(step_dir / "build.log"))
+        if opts.boot and step["build"]["status"] == "pass":
+            _boot(opts, step, step_dir, step_rel, progress)
+        record.write(run_dir, rec)
+    _stage(rec, f"build:{config_name}", t_build)
+
+
+def _new_step(k: int, config: str, step_in: dict, step_rel: str, localversion: str) -> dict:
+    return {"index": k, "config": config, "dir": step_rel, "localversion": localversion,
+            "key": "", "patch": k or None, "commit": step_in["commit"],
+            "apply": step_in["apply"], "build": {"status": "not-run", "config": config},
+            "boot": {"status": "not-run"}, "tests": [], "splats": [], "reused_from": None}
+
+
+def _prefix_paths(build_rec: dict, step_rel: str) -> dict:
+    out = dict(build_rec)
+    out["log"] = f"{step_rel}/{build_rec['log']}"
+    out["artifacts"] = {k: f"{step_rel}/{v}" for k, v in build_rec["artifacts"].items()}
+    return out
+
+
+def _save_warnings(step_dir: Path, found: list[diag.Diagnostic]) -> None:
+    data = [{"file": d.file, "line": d.line, "message": d.message, "unit": d.unit} for d in found]
+    (step_dir / "warnings.json").write_text(json.dumps(data, indent=0))
+
+
+def _load_warnings(step_dir: Path) -> list[diag.Diagnostic]:
+    path = step_dir / "warnings.json"
+    if not path.exists():
+        return []
+    return [diag.Diagnostic(d["file"], d["line"], d["message"], d["unit"])
+            for d in json.loads(path.read_text())]
+
+
+def _checkout(wt: Path, commit: str) -> None:
+    proc = subprocess.run(["git", "-C", str(wt), "checkout", "-q", "--detach", commit],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InfraError(f"git checkout {commit[:12]} failed: {proc.stderr.strip()}")
+
+
+def _touches_kconfig(patch: Path) -> bool:
+    return any(Path(f).name.startswith(KCONFIG_FILES) for f in apply.touched_files(patch))
+
+
+def _boot(opts: RunOptions, step: dict, step_dir: Path, step_rel: str,
+          progress: Progress) -> None:
+    """Boot the step and run its suites (pipeline.bootstep, from the boot issue)."""
+    try:
+        from pipeline import bootstep
+    except ImportError as exc:
+        step["boot"] = {"status": "error", "detail": f"boot stage unavailable: {exc}"}
+        return
+    progress.stage("boot", f"step {step['index']}: booting {step['localversion']}")
+    result = bootstep.boot_and_test(
+        step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
+        step["localversion"], opts.suites, step_dir / "boot", bootstep.default_settings())
+    step["boot"] = result["boot"]
+    step["tests"] = result["tests"]
+    step["splats"] = result["splats"]
+    del step_rel

@@ -1,0 +1,76 @@
+"""Step identity and reuse: what makes a step's result valid again in a later run.
+
+Reads earlier runs' results.json under reports/runs/; writes hard links to the artifacts and
+logs of a reused step into the new run's step directory. A step's key hashes everything its
+result depends on (tree commit, the patch ids up to it, the config, suite files, kpipe's
+version, the boot settings), so an unchanged step is reused and a changed one rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from pipeline import paths
+from pipeline.record import kpipe_version
+
+
+def step_key(base_commit: str, patch_ids: list[str], config_hash: str, extra: dict) -> str:
+    payload = {"base": base_commit, "patches": patch_ids, "config": config_hash,
+               "kpipe": kpipe_version(), **extra}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def suite_hashes(suite_dirs: list[Path]) -> dict[str, str]:
+    out = {}
+    for suite in suite_dirs:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in suite.rglob("*") if p.is_file()
+                           and "__pycache__" not in p.parts):
+            digest.update(str(path.relative_to(suite)).encode())
+            digest.update(path.read_bytes())
+        out[suite.name] = digest.hexdigest()[:16]
+    return out
+
+
+def find_reusable(key: str, exclude_run: str) -> tuple[str, dict] | None:
+    """The newest earlier step with this key whose result is not an infrastructure error."""
+    runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
+    for run in runs:
+        if run.name == exclude_run:
+            continue
+        try:
+            record = json.loads((run / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for step in record.get("steps", []):
+            if step.get("key") != key:
+                continue
+            if step["build"]["status"] in ("error", "not-run", "blocked"):
+                continue
+            if step["boot"]["status"] == "error":
+                continue
+            return run.name, step
+    return None
+
+
+def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str) -> dict:
+    """Hard-link (or copy) an earlier step's files into this run; return the adjusted step."""
+    src_dir = paths.runs_dir() / src_run / step["dir"]
+    dst_step_dir.mkdir(parents=True, exist_ok=True)
+    for path in src_dir.rglob("*"):
+        if not path.is_file():
+            continue
+        target = dst_step_dir / path.relative_to(src_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
+    reused = json.loads(json.dumps(step))
+    reused["reused_from"] = step.get("reused_from") or src_run
+    reused["dir"] = step_rel
+    return reused

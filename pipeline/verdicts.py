@@ -1,0 +1,136 @@
+"""Verdicts: what the steps of a run say about the series, patch by patch.
+
+Reads the record's steps; returns the verdict list (DESIGN.md) and the run's exit code. Used by
+the run and by every renderer, so there is one definition of "fixed by", "regressed at" and
+"not bisectable at".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+OK_APPLY = ("applied", "applied-3way", "already-present")
+BAD_VERDICTS = ("regressed-at", "broken-at", "not-bisectable-at", "new-warning-at",
+                "new-splat-at")
+
+
+def _by_config(steps: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for step in steps:
+        out[step.get("config", "default")].append(step)
+    for seq in out.values():
+        seq.sort(key=lambda s: s["index"])
+    return out
+
+
+def step_ok(step: dict) -> bool:
+    """The step applied, built, and booted (or booting was not asked for)."""
+    return (step["apply"]["status"] in OK_APPLY and step["build"]["status"] == "pass"
+            and step["boot"]["status"] in ("pass", "not-run"))
+
+
+def step_passes(step: dict) -> bool:
+    """step_ok, and no test failed or errored."""
+    return step_ok(step) and all(t["status"] in ("pass", "skip") for t in step["tests"])
+
+
+def compute(steps: list[dict]) -> list[dict]:
+    verdicts: list[dict] = []
+    for config, seq in _by_config(steps).items():
+        if not seq:
+            continue
+        verdicts += _bisectability(config, seq)
+        verdicts += _tests(config, seq)
+        verdicts += _warnings(config, seq)
+        verdicts += _splats(config, seq)
+    return verdicts
+
+
+def _bisectability(config: str, seq: list[dict]) -> list[dict]:
+    tip = seq[-1]
+    if not step_ok(tip):
+        return []
+    out = []
+    for step in seq[1:-1]:
+        if not step_ok(step):
+            what = ("apply" if step["apply"]["status"] not in OK_APPLY else
+                    "build" if step["build"]["status"] != "pass" else "boot")
+            out.append({"kind": "not-bisectable-at", "test": None, "step": step["index"],
+                        "config": config,
+                        "detail": f"patch {step['index']} does not {what} "
+                                  f"({step[what]['status']}) while the tip does"})
+    return out
+
+
+def _tests(config: str, seq: list[dict]) -> list[dict]:
+    results: dict[str, dict[int, dict]] = defaultdict(dict)
+    for step in seq:
+        for test in step["tests"]:
+            results[f"{test['suite']}/{test['case']}"][step["index"]] = test
+    out = []
+    indexes = [s["index"] for s in seq]
+    for name, by_step in sorted(results.items()):
+        statuses = [by_step.get(i, {}).get("status") for i in indexes]
+        for i, test in by_step.items():
+            if test.get("flaky"):
+                out.append({"kind": "flaky", "test": name, "step": i, "config": config,
+                            "detail": f"{name} changed result on a retry at step {i}"})
+        base = statuses[0]
+        if base == "fail":
+            for pos in range(1, len(indexes)):
+                if all(s == "pass" for s in statuses[pos:]) and statuses[pos - 1] != "pass":
+                    out.append({"kind": "fixed-by", "test": name, "step": indexes[pos],
+                                "config": config,
+                                "detail": f"{name} fails at the base and passes from patch "
+                                          f"{indexes[pos]} on"})
+                    break
+        elif base == "pass":
+            for pos in range(1, len(indexes)):
+                if statuses[pos] == "fail":
+                    kind = "regressed-at" if statuses[-1] == "fail" else "broken-at"
+                    out.append({"kind": kind, "test": name, "step": indexes[pos],
+                                "config": config,
+                                "detail": f"{name} passes at the base and fails at patch "
+                                          f"{indexes[pos]}"
+                                          + (" and after" if kind == "regressed-at" else "")})
+                    break
+    return out
+
+
+def _warnings(config: str, seq: list[dict]) -> list[dict]:
+    out = []
+    for step in seq[1:]:
+        new = step["build"].get("warnings_new") or []
+        if new:
+            first = new[0]
+            out.append({"kind": "new-warning-at", "test": None, "step": step["index"],
+                        "config": config,
+                        "detail": f"{len(new)} new warning(s), first: {first['file']}:"
+                                  f"{first['line']}: {first['message']}"})
+    return out
+
+
+def _splats(config: str, seq: list[dict]) -> list[dict]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for step in seq:
+        for splat in step["splats"]:
+            key = (splat["kind"], splat["title"])
+            if key in seen:
+                continue
+            seen.add(key)
+            if step["index"] > 0:
+                out.append({"kind": "new-splat-at", "test": splat.get("test"),
+                            "step": step["index"], "config": config,
+                            "detail": f"{splat['kind']}: {splat['title']}"})
+    return out
+
+
+def exit_code(record: dict) -> int:
+    """0: complete, no bad verdict, tip passes; 1: a bad verdict or a failing tip."""
+    if any(v["kind"] in BAD_VERDICTS for v in record["verdicts"]):
+        return 1
+    for seq in _by_config(record["steps"]).values():
+        if seq and not step_passes(seq[-1]):
+            return 1
+    return 0
