@@ -1,0 +1,239 @@
+"""Boot one kernel under virtme-ng and keep its console, with the retry-once rule.
+
+Reads a bzImage and the run's BootSettings; runs `vng --run BZIMAGE ... --verbose --exec CMD`
+in its own process group (the venv's bin/ on PATH, stdin from /dev/null) and writes the
+merged stdout/stderr of vng (kernel console included) to a console log as it arrives. Watches
+the console for the guest runner's `kpipe: runner start` / `kpipe: runner end` markers: until
+the first one the boot timeout applies, after it the run timeout. On a timeout the whole
+process group is killed (QEMU included) and the console is kept; after every attempt the
+group is killed again and checked empty, so no QEMU outlives `launch()`.
+
+Retry rule (issue 3): an attempt that fails before the runner starts (no console output,
+rc 255, an Oops/panic in early boot, a boot timeout) is retried once; both attempts are
+recorded, and the failure is the result only if the retry fails before the runner too.
+Nothing else is retried.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import accel as accel_mod
+
+VENV_BIN = Path(sys.executable).parent
+RUNNER_START = "kpipe: runner start"
+RUNNER_END = "kpipe: runner end"
+KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]")
+EARLY_FAULT_RE = re.compile(r"(Oops:|BUG:|Kernel panic - not syncing|general protection fault)")
+TERM_GRACE = 3.0
+
+
+class BootError(Exception):
+    """vng cannot be started at all (missing binary, bad arguments)."""
+
+
+@dataclass
+class BootSettings:
+    memory_mb: int = 1024
+    cpus: int = 1
+    boot_timeout: float = 90.0  # from start until the guest runner starts
+    accel: str = "auto"  # auto | kvm | tcg
+    run_margin: float = 60.0  # added to the suites' own timeouts for the whole guest run
+    vng: Path = VENV_BIN / "vng"
+    append: tuple[str, ...] = ("printk.devkmsg=on",)
+    retry_early_failures: bool = True
+
+
+@dataclass
+class Attempt:
+    """One vng invocation."""
+
+    console: Path
+    rc: int | None = None
+    seconds: float = 0.0
+    timed_out: str | None = None  # "boot" | "run" | None
+    runner_started: float | None = None  # seconds after start when the marker was seen
+    runner_ended: bool = False
+    console_bytes: int = 0
+    kernel_lines: int = 0
+    leftover: bool = False  # the process group was still alive after the kill (never expected)
+    reason: str = ""  # "ok" or why it failed
+
+    @property
+    def early_failure(self) -> bool:
+        return self.runner_started is None
+
+
+@dataclass
+class BootOutcome:
+    attempts: list[Attempt] = field(default_factory=list)
+    accel: str = "tcg"
+    cpu_model: str = ""
+    accel_reason: str = ""
+
+    @property
+    def final(self) -> Attempt:
+        return self.attempts[-1]
+
+
+def choose_accel(settings: BootSettings) -> dict:
+    if settings.accel in ("kvm", "tcg"):
+        model = accel_mod.host_cpu_model() if settings.accel == "kvm" else accel_mod.TCG_CPU_MODEL
+        return {"accel": settings.accel, "reason": "set in the run's settings", "cpu_model": model}
+    return accel_mod.probe()
+
+
+def vng_command(bzimage: Path, rwdir: Path, exec_cmd: str, settings: BootSettings,
+                accel: str) -> list[str]:
+    cmd = [str(settings.vng), "--run", str(bzimage), "--force-9p",
+           "--cpus", str(settings.cpus), "--memory", f"{settings.memory_mb}M",
+           "--rwdir", str(rwdir), "--verbose"]
+    if accel != "kvm":
+        cmd.append("--disable-kvm")
+    for arg in settings.append:
+        cmd += ["--append", arg]
+    return cmd + ["--exec", exec_cmd]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int) -> bool:
+    """SIGTERM then SIGKILL the whole group; True if it is gone afterwards."""
+    for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, 5.0)):
+        if not group_alive(pgid):
+            return True
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return True
+        end = time.monotonic() + wait
+        while time.monotonic() < end and group_alive(pgid):
+            time.sleep(0.05)
+    return not group_alive(pgid)
+
+
+def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
+          started: threading.Event) -> None:
+    assert proc.stdout is not None
+    with open(log, "wb") as fh:
+        for raw in iter(proc.stdout.readline, b""):
+            fh.write(raw)
+            fh.flush()
+            attempt.console_bytes += len(raw)
+            text = raw.decode(errors="replace")
+            if KERNEL_LINE_RE.match(text):
+                attempt.kernel_lines += 1
+            if attempt.runner_started is None and RUNNER_START in text:
+                attempt.runner_started = round(time.monotonic() - t0, 3)
+                started.set()
+            elif RUNNER_END in text:
+                attempt.runner_ended = True
+
+
+def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: float) -> Attempt:
+    """Run one vng command in its own process group; return when it exits or is killed."""
+    attempt = Attempt(console=console)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=child_env(),
+                                start_new_session=True)
+    except OSError as exc:
+        raise BootError(f"cannot start {cmd[0]}: {exc}") from exc
+    started = threading.Event()
+    pump = threading.Thread(target=_pump, args=(proc, console, attempt, t0, started), daemon=True)
+    pump.start()
+    try:
+        while proc.poll() is None:
+            now = time.monotonic() - t0
+            if attempt.runner_started is None and now > boot_timeout:
+                attempt.timed_out = "boot"
+            elif attempt.runner_started is not None and now > attempt.runner_started + run_timeout:
+                attempt.timed_out = "run"
+            if attempt.timed_out:
+                break
+            time.sleep(0.1)
+    finally:
+        attempt.leftover = not kill_group(proc.pid)
+        proc.wait()
+        pump.join(timeout=10)
+    attempt.rc = proc.returncode if not attempt.timed_out else None
+    attempt.seconds = round(time.monotonic() - t0, 3)
+    attempt.reason = classify(attempt)
+    return attempt
+
+
+def classify(attempt: Attempt) -> str:
+    """A short reason word for the attempt: 'ok' or what went wrong."""
+    if attempt.runner_started is not None:
+        if attempt.timed_out == "run":
+            return "run-timeout"
+        if not attempt.runner_ended:
+            return "guest-died"  # panic or lost console while tests ran
+        return "ok" if attempt.rc == 0 else f"rc-{attempt.rc}"
+    if attempt.console_bytes == 0 or attempt.kernel_lines == 0:
+        if attempt.timed_out == "boot":
+            return "boot-timeout-no-console"
+        return f"no-console-rc-{attempt.rc}"
+    text = attempt.console.read_text(errors="replace") if attempt.console.exists() else ""
+    if EARLY_FAULT_RE.search(text):
+        return "early-fault"
+    if attempt.timed_out == "boot":
+        return "boot-timeout"
+    return f"early-exit-rc-{attempt.rc}"
+
+
+def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_timeout: float,
+         settings: BootSettings, prepare: Callable[[Path], None] | None = None) -> BootOutcome:
+    """Boot `bzimage`, retrying once if the first attempt fails before the runner starts.
+
+    For attempt n a results directory workdir/guest-<n> is made (and `prepare` called on it),
+    `exec_cmd(dir)` gives the guest command, and the console goes to workdir/console-<n>.log.
+    """
+    if not settings.vng.exists():
+        raise BootError(f"{settings.vng} not found (install virtme-ng in the venv)")
+    acc = choose_accel(settings)
+    outcome = BootOutcome(accel=acc["accel"], cpu_model=acc.get("cpu_model", ""),
+                          accel_reason=acc.get("reason", ""))
+    tries = 2 if settings.retry_early_failures else 1
+    for n in range(1, tries + 1):
+        rwdir = workdir / f"guest-{n}"
+        rwdir.mkdir(parents=True, exist_ok=True)
+        if prepare:
+            prepare(rwdir)
+        cmd = vng_command(bzimage, rwdir, exec_cmd(rwdir), settings, outcome.accel)
+        (workdir / f"command-{n}.txt").write_text(" ".join(_quote(c) for c in cmd) + "\n")
+        attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout)
+        outcome.attempts.append(attempt)
+        if not attempt.early_failure:
+            break
+    return outcome
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)

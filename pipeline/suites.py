@@ -1,0 +1,105 @@
+"""Guest test suites: definitions, prerequisites and the run's choice of suites.
+
+Reads `virtme-tests/<suite>/suite.toml` (name, description, requires = ["CONFIG_..."] that must
+be `=y`, one or more [[program]] tables with `path` relative to the suite directory and
+`timeout` in seconds), a step's `.config`, and `configs/suites.txt` (one suite name per line,
+`#` comments). Writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import paths
+
+CONFIG_LINE_RE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
+UNSET_RE = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
+
+
+class SuiteError(Exception):
+    """A suite definition or the suite list is missing or malformed."""
+
+
+@dataclass
+class Program:
+    path: Path  # absolute
+    rel: str  # as written in suite.toml
+    timeout: float
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    directory: Path
+    requires: list[str] = field(default_factory=list)
+    programs: list[Program] = field(default_factory=list)
+
+
+def load_suite(name: str, root: Path | None = None) -> Suite:
+    """Load and validate virtme-tests/<name>/suite.toml."""
+    directory = (root or paths.VIRTME_TESTS_DIR) / name
+    toml_path = directory / "suite.toml"
+    if not toml_path.is_file():
+        raise SuiteError(f"suite {name!r}: {toml_path} not found")
+    try:
+        data = tomllib.loads(toml_path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"suite {name!r}: {toml_path}: {exc}") from exc
+    if data.get("name") != name:
+        raise SuiteError(f"suite {name!r}: name in {toml_path} is {data.get('name')!r}")
+    requires = data.get("requires", [])
+    if not isinstance(requires, list) or not all(
+        isinstance(r, str) and r.startswith("CONFIG_") for r in requires
+    ):
+        raise SuiteError(f"suite {name!r}: requires must be a list of CONFIG_ symbols")
+    programs = []
+    for entry in data.get("program", []):
+        rel = entry.get("path")
+        timeout = entry.get("timeout")
+        if not isinstance(rel, str) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise SuiteError(f"suite {name!r}: each [[program]] needs path and timeout > 0")
+        path = (directory / rel).resolve()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise SuiteError(f"suite {name!r}: program {rel} is missing or not executable")
+        programs.append(Program(path, rel, float(timeout)))
+    if not programs:
+        raise SuiteError(f"suite {name!r}: no [[program]] in {toml_path}")
+    return Suite(name, str(data.get("description", "")), directory, list(requires), programs)
+
+
+def read_kconfig(path: Path) -> dict[str, str]:
+    """Symbols of a .config: {CONFIG_X: value}, unset ones as 'n'."""
+    if not path.is_file():
+        raise SuiteError(f"kernel config {path} not found")
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if m := CONFIG_LINE_RE.match(line):
+            values[m.group(1)] = m.group(2)
+        elif m := UNSET_RE.match(line):
+            values[m.group(1)] = "n"
+    return values
+
+
+def missing_requirements(suite: Suite, kconfig: dict[str, str]) -> list[str]:
+    """The suite's required symbols that are not =y in the config, with their value."""
+    return [f"{sym}={kconfig.get(sym, 'n')}" for sym in suite.requires if kconfig.get(sym) != "y"]
+
+
+def chosen_suites(list_file: Path | None = None) -> list[str]:
+    """Suite names from configs/suites.txt (one per line, '#' starts a comment)."""
+    path = list_file or paths.CONFIGS_DIR / "suites.txt"
+    if not path.is_file():
+        raise SuiteError(f"suite list {path} not found")
+    names = []
+    for line in path.read_text().splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            names.append(name)
+    if not names:
+        raise SuiteError(f"suite list {path} names no suite")
+    return names
