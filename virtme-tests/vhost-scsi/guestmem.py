@@ -30,7 +30,7 @@ class ByteMemory:
         self.size = size
         self.buf: bytearray | mmap.mmap = bytearray(size)
         self.written: set[int] = set()
-        self.next_free = 0
+        self.next_free = PAGE  # GPA 0 stays unused
 
     # --- access -----------------------------------------------------------
     def _check(self, gpa: int, length: int) -> None:
@@ -78,7 +78,7 @@ class GuestMemory(ByteMemory):
         self._anchor = ctypes.c_char.from_buffer(self.buf)
         self.hva = ctypes.addressof(self._anchor)
         self.written = set()
-        self.next_free = 0
+        self.next_free = PAGE  # GPA 0 stays unused
 
     def close(self) -> None:
         del self._anchor

@@ -202,11 +202,11 @@ def case_migration(s: Suite, case: Case) -> None:
         # the pages the device will write, allocated and poisoned up front
         plans = []
         for it in range(2):
-            a, b, c = m.alloc_pages(1), m.alloc_pages(3), m.alloc_pages(2)
-            plans.append([(1200 + 100 * it, 8, [(a, 108), (b, 4096), (b + PAGE + 100, 2048),
-                                                (b + 2 * PAGE, 2048)]),
+            a, b, c = m.alloc_pages(1), m.alloc_pages(3), m.alloc_pages(3)
+            plans.append([(1200 + 100 * it, 16, [(a, 108), (b, 4096), (b + PAGE + 100, 2048),
+                                                 (b + 2 * PAGE, 2048)]),
                           (1300 + 100 * it, 16, [(c + 1000, 108 + 8192)])])
-            sc.poison(m, [(a, PAGE), (b, 3 * PAGE), (c, 2 * PAGE)])
+            sc.poison(m, [(a, PAGE), (b, 3 * PAGE), (c, 3 * PAGE)])
         v.start_logging(used_log=True)
         m.take_written()
         dest = bytearray(m.snapshot())        # iteration 0: copy everything
@@ -588,8 +588,14 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
             suite.setup_target()
-        except (LioError, OSError) as exc:
-            why = f"LIO target setup failed: {exc}"
+        except LioError as exc:      # the kernel lacks the target core: a prerequisite
+            why = str(exc)
+        except OSError as exc:       # the target is there and refused: a failure
+            out.header(len(names))
+            out.diag(f"LIO target setup failed: {exc}")
+            for n in names:
+                out.not_ok(n, f"LIO target setup failed: {exc}")
+            return 1
     out.header(len(names))
     if why is not None:
         for n in names:
