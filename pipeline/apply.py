@@ -56,11 +56,20 @@ _FAILED = re.compile(r"^(error: patch failed: .*|error: .*: patch does not apply
 
 def apply_one(wt: Path, patch: Path, log: Path) -> ApplyResult:
     """`git am -3` one patch onto the worktree's HEAD and classify what happened."""
+    forward = _git(wt, "apply", "--check", str(patch))
+    if forward.returncode != 0 and _git(wt, "apply", "--check", "-R", str(patch)).returncode == 0:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"$ git apply --check -R {patch.name}\n(reverse-applies: not applied)\n")
+        return ApplyResult("already-present", head(wt),
+                           "the patch reverse-applies: its change is already in the tree")
+    before = head(wt)
     proc = _git(wt, "am", "-3", "--committer-date-is-author-date", "--keep-non-patch",
                 str(patch))
     output = proc.stdout + proc.stderr
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"$ git am -3 {patch.name}\n{output}")
+    if proc.returncode == 0 and head(wt) == before:
+        return ApplyResult("already-present", before, "git am: no changes, already applied")
     if proc.returncode == 0:
         status = "applied-3way" if "3-way merge" in output else "applied"
         return ApplyResult(status, head(wt), output.strip().splitlines()[-1] if output else "")

@@ -35,7 +35,12 @@ def fetch(tree: Path, remote: str, rev: str) -> bool:
         proc = _git(tree, "fetch", "--no-tags", "-q", remote, rev)
         if proc.returncode != 0:
             return False
-        return resolve(tree, rev) is not None or resolve(tree, "FETCH_HEAD") is not None
+        commit = resolve(tree, rev) or resolve(tree, "FETCH_HEAD")
+        if commit is None:
+            return False
+        # A ref keeps the fetched base from being garbage-collected.
+        _git(tree, "update-ref", f"refs/kpipe/bases/{commit}", commit)
+        return True
 
 
 def choose(tree: Path, lser, explicit: str | None = None,  # noqa: ANN001 - b4.LoreSeries

@@ -128,7 +128,7 @@ def _readable(path: Path) -> bytes:
 def gather(arg: str, workdir: Path, lore: str | None = None) -> tuple[Path, str]:
     """Turn the series argument into one raw mbox at workdir/thread.mbox; return it and a label."""
     workdir.mkdir(parents=True, exist_ok=True)
-    raw = workdir / "thread.mbox"
+    raw = workdir / "input.mbox"
     path = Path(arg)
     if path.is_dir():
         if all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
@@ -149,7 +149,7 @@ def gather(arg: str, workdir: Path, lore: str | None = None) -> tuple[Path, str]
     msgid = msgid_of(arg)
     if msgid is None:
         raise SeriesError(f"{arg}: no such file or folder, and not a message-id or lore URL")
-    proc = subprocess.run([_b4(), "mbox", "-n", "thread.mbox", "-o", str(workdir), msgid],
+    proc = subprocess.run([_b4(), "mbox", "-n", raw.name, "-o", str(workdir), msgid],
                           capture_output=True, text=True, env=b4_env(lore))
     if proc.returncode != 0 or not raw.exists() or raw.stat().st_size == 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -173,19 +173,13 @@ def _check_messages(msgs: list[EmailMessage], warnings: list[str]) -> None:
         raise SeriesError(
             f"{len(no_id)} mail(s) have no Message-Id header (b4 cannot thread them): "
             + "; ".join(no_id[:3]) + " — generate series with `git format-patch --thread`")
-    seen: dict[str, int] = {}
-    for m in msgs:
-        mid = str(m["Message-Id"]).strip()
-        seen[mid] = seen.get(mid, 0) + 1
-    dups = [mid for mid, n in seen.items() if n > 1]
-    if dups:
-        warnings.append(f"duplicate mails ignored: {', '.join(dups[:3])}")
 
 
 def parse(raw: Path, revision: int | None, allow_partial: bool, warnings: list[str]):
     """Read the raw thread with b4's LoreMailbox; return the chosen LoreSeries."""
     msgs = _messages(raw)
     _check_messages(msgs, warnings)
+    _setup_b4()
     lmbx = b4.LoreMailbox()
     for msg in msgs:
         lmbx.add_message(msg)
@@ -200,8 +194,7 @@ def parse(raw: Path, revision: int | None, allow_partial: bool, warnings: list[s
     elif revision not in lmbx.series:
         raise SeriesError(f"revision v{revision} is not in the input "
                           f"(found {', '.join(f'v{r}' for r in revs)})")
-    _check_duplicates(msgs, revision, warnings)
-    lser = lmbx.get_series(revision, codereview_trailers=False)
+    lser = lmbx.get_series(revision, reroll=False, codereview_trailers=False)
     if lser is None:
         raise SeriesError(f"v{revision}: every patch is missing")
     missing = [i for i, p in enumerate(lser.patches) if i > 0 and p is None]
@@ -214,17 +207,51 @@ def parse(raw: Path, revision: int | None, allow_partial: bool, warnings: list[s
     return lser, revision
 
 
-def _check_duplicates(msgs: list[EmailMessage], revision: int, warnings: list[str]) -> None:
-    counters: dict[int, set[str]] = {}
-    for msg in msgs:
-        lmsg = b4.LoreMessage(msg)
-        if lmsg.reply or not lmsg.has_diff or lmsg.revision != revision:
+_B4_READY = False
+
+
+def _setup_b4() -> None:
+    """Load b4's configuration once, as its own command line does before any work."""
+    global _B4_READY
+    if not _B4_READY:
+        b4._setup_main_config()
+        _B4_READY = True
+
+
+def drop_duplicates(raw: Path, out: Path, warnings: list[str]) -> None:
+    """Write `raw` to `out` without repeated mails or second postings of the same patch.
+
+    A patch posted twice (same revision and counter, another Message-Id) would make b4 count
+    it as an extra patch; the first posting is kept and the user is told.
+    """
+    _setup_b4()
+    kept: list[EmailMessage] = []
+    seen_ids: set[str] = set()
+    seen_patch: dict[tuple[int, int, int], str] = {}
+    for msg in _messages(raw):
+        mid = str(msg.get("Message-Id", "")).strip()
+        if mid and mid in seen_ids:
+            warnings.append(f"mail {mid} appears more than once: kept the first copy")
             continue
-        counters.setdefault(lmsg.counter, set()).add(lmsg.msgid)
-    for counter, ids in sorted(counters.items()):
-        if len(ids) > 1:
-            warnings.append(f"v{revision} patch {counter} was posted {len(ids)} times "
-                            f"({', '.join(sorted(ids))}): b4 keeps one")
+        seen_ids.add(mid)
+        lmsg = b4.LoreMessage(msg)
+        if not lmsg.reply and lmsg.has_diff:
+            slot = (lmsg.revision, lmsg.counter, lmsg.expected)
+            if slot in seen_patch:
+                warnings.append(f"v{slot[0]} patch {slot[1]}/{slot[2]} was posted twice "
+                                f"(<{seen_patch[slot]}> and <{lmsg.msgid}>): using the first")
+                continue
+            seen_patch[slot] = lmsg.msgid
+        kept.append(msg)
+    box = mailbox.mbox(str(out), create=True)
+    try:
+        box.lock()
+        for msg in kept:
+            box.add(msg)
+        box.flush()
+    finally:
+        box.unlock()
+        box.close()
 
 
 def run_b4_am(raw: Path, outdir: Path, revision: int, lore: str | None) -> Path:
@@ -245,8 +272,11 @@ def intake(arg: str, run_dir: Path, revision: int | None = None, allow_partial: 
            lore: str | None = None) -> Series:
     """The whole intake: gather, parse with b4, write the am-ready mbox, summarise."""
     outdir = run_dir / "series"
-    raw, source = gather(arg, outdir, lore)
+    given, source = gather(arg, outdir, lore)
     warnings: list[str] = []
+    _check_messages(_messages(given), warnings)
+    raw = outdir / "thread.mbox"
+    drop_duplicates(given, raw, warnings)
     lser, revision = parse(raw, revision, allow_partial, warnings)
     mbx = run_b4_am(raw, outdir, revision, lore)
     am_msgs = _messages(mbx)
@@ -264,7 +294,12 @@ def intake(arg: str, run_dir: Path, revision: int | None = None, allow_partial: 
     cover_text = None
     if cover is not None:
         cover_text = cover.body
-        lser.save_cover(str(outdir / "series.cover"))
+        b4_log = logging.getLogger("b4")
+        b4_log.disabled = True  # save_cover logs the path it wrote at CRITICAL level
+        try:
+            lser.save_cover(str(outdir / "series.cover"))
+        finally:
+            b4_log.disabled = False
     first = cover or present[0]
     lore_root = (lore or DEFAULT_LORE).rstrip("/")
     return Series(
