@@ -32,6 +32,7 @@ from pipeline import accel as accel_mod
 VENV_BIN = Path(sys.executable).parent
 RUNNER_START = "kpipe: runner start"
 RUNNER_END = "kpipe: runner end"
+FIRST_CASE = "kpipe: case "
 KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]")
 EARLY_FAULT_RE = re.compile(r"(Oops:|BUG:|Kernel panic - not syncing|general protection fault)")
 TERM_GRACE = 3.0
@@ -49,7 +50,9 @@ class BootSettings:
     accel: str = "auto"  # auto | kvm | tcg
     run_margin: float = 60.0  # added to the suites' own timeouts for the whole guest run
     vng: Path = VENV_BIN / "vng"
-    append: tuple[str, ...] = ("printk.devkmsg=on",)
+    # devkmsg=on: the runner's markers must not be rate-limited; nokaslr: System.map addresses
+    # are the running kernel's, so bare addresses in traces can be symbolised
+    append: tuple[str, ...] = ("printk.devkmsg=on", "nokaslr")
     retry_early_failures: bool = True
 
 
@@ -63,6 +66,7 @@ class Attempt:
     timed_out: str | None = None  # "boot" | "run" | None
     runner_started: float | None = None  # seconds after start when the marker was seen
     runner_ended: bool = False
+    first_case: float | None = None  # seconds after start when the first case began
     console_bytes: int = 0
     kernel_lines: int = 0
     leftover: bool = False  # the process group was still alive after the kill (never expected)
@@ -110,18 +114,25 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group `pgid`, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return bool(group_members(pgid))
 
 
-def kill_group(pgid: int) -> bool:
-    """SIGTERM then SIGKILL the whole group; True if it is gone afterwards."""
+def kill_group(pgid: int, leader: subprocess.Popen | None = None) -> bool:
+    """SIGTERM then SIGKILL the whole group; True if no live process is left in it."""
     for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, 5.0)):
         if not group_alive(pgid):
             return True
@@ -131,6 +142,8 @@ def kill_group(pgid: int) -> bool:
             return True
         end = time.monotonic() + wait
         while time.monotonic() < end and group_alive(pgid):
+            if leader is not None:
+                leader.poll()  # reap vng itself so it does not linger as a zombie
             time.sleep(0.05)
     return not group_alive(pgid)
 
@@ -149,6 +162,8 @@ def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
             if attempt.runner_started is None and RUNNER_START in text:
                 attempt.runner_started = round(time.monotonic() - t0, 3)
                 started.set()
+            elif attempt.first_case is None and FIRST_CASE in text:
+                attempt.first_case = round(time.monotonic() - t0, 3)
             elif RUNNER_END in text:
                 attempt.runner_ended = True
 
@@ -177,7 +192,7 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
                 break
             time.sleep(0.1)
     finally:
-        attempt.leftover = not kill_group(proc.pid)
+        attempt.leftover = not kill_group(proc.pid, proc)
         proc.wait()
         pump.join(timeout=10)
     attempt.rc = proc.returncode if not attempt.timed_out else None

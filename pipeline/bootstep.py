@@ -132,6 +132,7 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
                       "rc": a.rc, "seconds": a.seconds} for a in outcome.attempts],
         "detail": detail,
         "total_seconds": final.seconds,
+        "first_test_seconds": final.first_case,
         "accel_reason": outcome.accel_reason,
         "guest_release": info.get("release"),
         "command": (out_dir / f"command-{len(outcome.attempts)}.txt").read_text().strip(),

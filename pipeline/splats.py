@@ -28,7 +28,7 @@ STAMP_RE = re.compile(r"^\s*(?:<\d+>)?\[\s*\d+\.\d+\]\s?(?:\[\s*[TC]\d+\]\s?)?")
 MARKER_RE = re.compile(
     r"kpipe: (?:case (\S+)/(\d+) start prog=(\S+)|program \S+ |runner |kmemleak)")
 END_RE = re.compile(r"^---\[ end ")
-ADDR_RE = re.compile(r"\b(?:0x)?(ffffffff[89a-f][0-9a-f]{7})\b(?![+\]]?\s*[\w.]+\+0x)")
+ADDR_RE = re.compile(r"\b(?:0x)?(ffffffff[89a-f][0-9a-f]{7})\b(?!>?\]?\s*[\w.]+\+0x)")
 FRAME_RE = re.compile(
     r"^\s*(?:\? )?(?:\[<[0-9a-f]+>\] )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 RIP_RE = re.compile(r"^RIP: \w+:([A-Za-z_][\w.]*)\+0x")
