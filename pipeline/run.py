@@ -61,7 +61,9 @@ def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
         rec["exit_code"] = verdicts.exit_code(rec)
     except (series.SeriesError, base.BaseError, kconfig.KconfigError) as exc:
         _fail(rec, "bad-input", 2, str(exc), progress)
-    except (InfraError, WorktreeError, tree.TreeError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
+        _fail(rec, "infra-error", 3, f"tool or file missing: {exc.filename or exc}", progress)
+    except (InfraError, WorktreeError, tree.TreeError) as exc:
         _fail(rec, "infra-error", 3, str(exc), progress)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:

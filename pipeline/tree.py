@@ -115,8 +115,13 @@ def _fast_import(tarball: Path, repo_dir: Path, ref: str, sha: str) -> str:
     out = proc.stdin
     version = "unknown"
     files: list[tuple[str, str, int]] = []
+    # xz decompresses in its own process, in parallel with the tar walk here.
+    unxz = subprocess.Popen(["xz", "-dc", str(tarball)], stdout=subprocess.PIPE) \
+        if tarball.suffix == ".xz" else None
     try:
-        with tarfile.open(tarball, "r|*") as tar:
+        source = {"fileobj": unxz.stdout, "mode": "r|"} if unxz else {"name": tarball,
+                                                                       "mode": "r|*"}
+        with tarfile.open(**source) as tar:
             for mark, (rel, mode, data) in enumerate(_members(tar), start=1):
                 if rel == "Makefile":
                     version = _kernel_version(data)
@@ -138,6 +143,10 @@ def _fast_import(tarball: Path, repo_dir: Path, ref: str, sha: str) -> str:
         proc.kill()
         proc.wait()
         raise
+    finally:
+        if unxz is not None:
+            unxz.kill()
+            unxz.wait()
     if proc.wait() != 0:
         raise TreeError(f"git fast-import failed on {tarball}")
     return subprocess.run(["git", "-C", str(repo_dir), "rev-parse", ref],

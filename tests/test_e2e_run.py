@@ -1,0 +1,221 @@
+"""End-to-end: `kpipe run` on real series against the imported 6.12 tree, real make and ccache.
+
+One session-scoped run of a five-patch series (clean, new warning, build error, repair, Kconfig
+touch) is shared by the assertions below; a second run of the same series checks reuse; two
+runs at once check that a shared tree and ccache are safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from series_factory import mixed_series, one_patch_series
+
+from pipeline import paths, record
+
+KPIPE = [sys.executable, "-m", "pipeline.cli"]
+
+
+def kpipe(args: list[str], reports: Path, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    return subprocess.run([*KPIPE, *args], capture_output=True, text=True, env=env, **kw)
+
+
+def _run_dir(proc: subprocess.CompletedProcess, reports: Path) -> Path:
+    runs = sorted((reports / "runs").iterdir())
+    assert runs, proc.stderr
+    return runs[-1]
+
+
+def kernel_release(bzimage: Path) -> str:
+    """The version string the bzImage's setup header points to (what `uname -r` starts with)."""
+    data = bzimage.read_bytes()
+    (offset,) = struct.unpack_from("<H", data, 0x20E)
+    return data[0x200 + offset:].split(b" ", 1)[0].decode()
+
+
+@pytest.fixture(scope="session")
+def e2e(kernel_tree, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("e2e")
+    series = mixed_series(kernel_tree.path, kernel_tree.head, tmp / "series")
+    reports = tmp / "reports"
+    proc = kpipe(["run", str(series)], reports)
+    run_dir = _run_dir(proc, reports)
+    return {"proc": proc, "run_dir": run_dir, "record": record.load(run_dir),
+            "series": series, "reports": reports}
+
+
+def _steps(rec: dict) -> list[dict]:
+    return [s for s in rec["steps"] if s["config"] == "default"]
+
+
+def test_run_completes_with_a_valid_record(e2e: dict) -> None:
+    rec = e2e["record"]
+    assert rec["status"] == "complete", e2e["proc"].stderr[-3000:]
+    schema = json.loads(record.SCHEMA_FILE.read_text())
+    jsonschema.validate(rec, schema)
+    assert rec["base"]["rule"] == "trailer"
+    assert [s["index"] for s in _steps(rec)] == [0, 1, 2, 3, 4, 5]
+    assert all(s["apply"]["status"] == "applied" for s in _steps(rec))
+    assert rec["configs"][0]["dropped"] == []
+    assert rec["configs"][0]["final"]["VHOST_SCSI"] == "y"
+
+
+def test_each_step_has_its_build_result(e2e: dict) -> None:
+    steps = _steps(e2e["record"])
+    assert [s["build"]["status"] for s in steps] == ["pass", "pass", "pass", "fail", "pass",
+                                                     "pass"]
+    for s in steps:
+        if s["build"]["status"] == "pass":
+            for rel in s["build"]["artifacts"].values():
+                assert (e2e["run_dir"] / rel).is_file()
+            release = kernel_release(e2e["run_dir"] / s["build"]["artifacts"]["bzImage"])
+            assert release.endswith(f"-kpipe-s{s['index']}")
+        assert (e2e["run_dir"] / s["build"]["log"]).is_file()
+
+
+def test_new_warning_belongs_to_patch_2_only(e2e: dict) -> None:
+    steps = _steps(e2e["record"])
+    new = {s["index"]: s["build"]["warnings_new"] for s in steps}
+    assert [w["file"] for w in new[2]] == ["drivers/vhost/vhost.c"]
+    assert "kpipe_unused_helper" in new[2][0]["message"]
+    assert new[1] == [] and new[4] == [] and new[5] == []
+
+
+def test_build_error_names_file_and_line_and_the_series_carries_on(e2e: dict) -> None:
+    step3 = _steps(e2e["record"])[3]
+    errors = step3["build"]["errors"]
+    assert errors[0]["file"] == "drivers/vhost/scsi.c"
+    assert "expected expression" in errors[0]["message"]
+    assert "kpipe_broken" in errors[0]["context"]
+    assert "artifacts" in step3["build"] and step3["build"]["artifacts"] == {}
+
+
+def test_kconfig_touch_is_rechecked(e2e: dict) -> None:
+    steps = _steps(e2e["record"])
+    assert steps[5]["config_recheck"] == {"dropped": []}
+    assert "config_recheck" not in steps[4]
+
+
+def test_verdicts_and_exit_code(e2e: dict) -> None:
+    kinds = [(v["kind"], v["step"]) for v in e2e["record"]["verdicts"]]
+    assert kinds == [("not-bisectable-at", 3), ("new-warning-at", 2)]
+    assert e2e["proc"].returncode == 1
+    assert e2e["record"]["exit_code"] == 1
+
+
+def test_worktree_is_removed(e2e: dict) -> None:
+    assert not (paths.worktrees_dir() / f"run-{e2e['record']['run_id']}").exists()
+
+
+def test_progress_names_patch_stage_and_log(e2e: dict) -> None:
+    err = e2e["proc"].stderr
+    assert "step 3 build fail" in err
+    assert "steps/default/3/build.log" in err
+
+
+def test_rerun_reuses_every_unchanged_step(e2e: dict) -> None:
+    start = time.monotonic()
+    proc = kpipe(["run", str(e2e["series"]), "--json"], e2e["reports"])
+    elapsed = time.monotonic() - start
+    rec = json.loads(proc.stdout)
+    assert rec["run_id"] != e2e["record"]["run_id"]
+    first = e2e["record"]["run_id"]
+    assert [s["reused_from"] for s in _steps(rec)] == [first] * 6
+    assert [s["build"]["status"] for s in _steps(rec)] == [
+        s["build"]["status"] for s in _steps(e2e["record"])]
+    run_dir = e2e["reports"] / "runs" / rec["run_id"]
+    for s in _steps(rec):
+        for rel in s["build"].get("artifacts", {}).values():
+            assert (run_dir / rel).is_file()
+    assert proc.returncode == 1
+    assert elapsed < 600  # a re-run builds nothing; the bench script measures the real time
+
+
+def test_two_runs_at_once_share_tree_and_ccache(kernel_tree, tmp_path: Path) -> None:
+    series_a = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "a", "first")
+    series_b = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "b", "second")
+    reports = tmp_path / "reports"
+    env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    procs = [subprocess.Popen([*KPIPE, "run", str(s), "--json", "-j1"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for s in (series_a, series_b)]
+    outs = [p.communicate(timeout=3600) for p in procs]
+    recs = [json.loads(out) for out, _ in outs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert recs[0]["run_id"] != recs[1]["run_id"]
+    for rec, note in zip(recs, ("first", "second"), strict=True):
+        assert rec["status"] == "complete"
+        assert [s["build"]["status"] for s in rec["steps"]] == ["pass", "pass"]
+        assert rec["series"]["patches"][0]["subject"] == f"vhost-scsi: comment {note}"
+        assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+
+
+def test_exit_code_2_for_bad_input(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.mbox"
+    empty.write_text("")
+    proc = kpipe(["run", str(empty)], tmp_path / "reports")
+    assert proc.returncode == 2
+    assert "the file is empty" in proc.stderr
+    rec = record.load(_run_dir(proc, tmp_path / "reports"))
+    assert (rec["status"], rec["exit_code"]) == ("bad-input", 2)
+    assert kpipe(["run", "--no-such-option"], tmp_path / "reports").returncode == 2
+
+
+def test_exit_code_3_when_a_tool_is_missing(kernel_tree, tmp_path: Path) -> None:
+    """No `make` on PATH: an infrastructure error, recorded, with the worktree removed."""
+    series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "nomake")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("git", "xz", "gcc"):
+        os.symlink(subprocess.run(["which", tool], capture_output=True, text=True)
+                   .stdout.strip(), bindir / tool)
+    env = dict(os.environ, KPIPE_REPORTS=str(tmp_path / "reports"),
+               PATH=f"{Path(sys.executable).parent}:{bindir}")
+    proc = subprocess.run([*KPIPE, "run", str(series)], capture_output=True, text=True, env=env)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    rec = record.load(_run_dir(proc, tmp_path / "reports"))
+    assert rec["status"] == "infra-error"
+    assert "make" in rec["error"]
+    assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+
+
+def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path: Path) -> None:
+    series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "ctrlc")
+    reports = tmp_path / "reports"
+    env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    proc = subprocess.Popen([*KPIPE, "run", str(series), "--no-cache"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 600
+    run_dir = None
+    while time.monotonic() < deadline:
+        runs = list((reports / "runs").glob("*/results.json")) if (reports / "runs").exists() \
+            else []
+        if runs:
+            run_dir = runs[0].parent
+            rec = json.loads(runs[0].read_text())
+            if any(s["build"]["status"] == "running" for s in rec["steps"]):
+                break
+        time.sleep(0.5)
+    assert run_dir is not None
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    rec = record.load(run_dir)
+    assert rec["status"] == "interrupted"
+    assert rec["steps"][0]["build"]["status"] == "not-run"
+    assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+    leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
+                              capture_output=True, text=True)
+    assert leftover.stdout == ""

@@ -1,0 +1,71 @@
+"""Verdicts and exit codes from step records (DESIGN.md's definitions)."""
+
+from __future__ import annotations
+
+from pipeline import verdicts
+
+
+def _step(k: int, tests: dict[str, str] | None = None, apply: str = "applied",
+          build: str = "pass", boot: str = "pass", warnings: int = 0,
+          splats: list[dict] | None = None) -> dict:
+    return {
+        "index": k, "config": "default", "patch": k or None, "commit": "0" * 40,
+        "apply": {"status": apply, "detail": ""},
+        "build": {"status": build, "warnings_new": [
+            {"file": "drivers/vhost/scsi.c", "line": 10 + i, "message": f"w{i}"}
+            for i in range(warnings)]},
+        "boot": {"status": boot},
+        "tests": [{"suite": "s", "case": c, "status": st} for c, st in (tests or {}).items()],
+        "splats": splats or [], "reused_from": None,
+    }
+
+
+def _kinds(steps: list[dict]) -> list[tuple[str, int]]:
+    return [(v["kind"], v["step"]) for v in verdicts.compute(steps)]
+
+
+def test_fixed_by_is_the_first_step_of_the_passing_tail() -> None:
+    steps = [_step(0, {"a": "fail"}), _step(1, {"a": "fail"}), _step(2, {"a": "pass"}),
+             _step(3, {"a": "pass"})]
+    assert _kinds(steps) == [("fixed-by", 2)]
+    assert verdicts.exit_code({"verdicts": verdicts.compute(steps), "steps": steps}) == 0
+
+
+def test_regressed_and_broken() -> None:
+    regressed = [_step(0, {"a": "pass"}), _step(1, {"a": "fail"}), _step(2, {"a": "fail"})]
+    assert _kinds(regressed) == [("regressed-at", 1)]
+    broken = [_step(0, {"a": "pass"}), _step(1, {"a": "fail"}), _step(2, {"a": "pass"})]
+    assert _kinds(broken) == [("broken-at", 1)]
+    assert verdicts.exit_code({"verdicts": verdicts.compute(broken), "steps": broken}) == 1
+
+
+def test_not_bisectable_when_a_middle_step_fails_to_build() -> None:
+    steps = [_step(0), _step(1, build="fail"), _step(2)]
+    assert _kinds(steps) == [("not-bisectable-at", 1)]
+    # when the tip fails too, it is no bisectability verdict but a failing tip: exit 1
+    steps = [_step(0), _step(1, build="fail"), _step(2, build="fail")]
+    assert _kinds(steps) == []
+    assert verdicts.exit_code({"verdicts": [], "steps": steps}) == 1
+
+
+def test_new_warning_and_new_splat() -> None:
+    splat = {"kind": "warning", "title": "WARNING at drivers/vhost/vhost.c:100", "test": "s/a"}
+    steps = [_step(0), _step(1, warnings=2), _step(2, splats=[splat]), _step(3, splats=[splat])]
+    assert _kinds(steps) == [("new-warning-at", 1), ("new-splat-at", 2)]
+
+
+def test_a_splat_already_at_the_base_is_not_new() -> None:
+    splat = {"kind": "warning", "title": "old", "test": None}
+    steps = [_step(0, splats=[splat]), _step(1, splats=[splat])]
+    assert _kinds(steps) == []
+
+
+def test_conflict_makes_the_tip_fail() -> None:
+    steps = [_step(0), _step(1, apply="conflict", build="blocked", boot="blocked"),
+             _step(2, apply="blocked", build="blocked", boot="blocked")]
+    assert verdicts.exit_code({"verdicts": verdicts.compute(steps), "steps": steps}) == 1
+
+
+def test_clean_series_exits_zero() -> None:
+    steps = [_step(0, {"a": "pass"}), _step(1, {"a": "pass"})]
+    assert verdicts.exit_code({"verdicts": verdicts.compute(steps), "steps": steps}) == 0
