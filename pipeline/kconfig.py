@@ -55,7 +55,9 @@ class ConfigSpec:
     requested: dict[str, str] = field(default_factory=dict)
 
     def fragment_paths(self) -> list[Path]:
-        return [paths.CONFIGS_DIR / "kconfig" / f"{f}.config" for f in self.fragments]
+        """configs/kconfig/<name>.config for a name; a path ending in .config as given."""
+        return [Path(f) if f.endswith(".config") else
+                paths.CONFIGS_DIR / "kconfig" / f"{f}.config" for f in self.fragments]
 
 
 def load_spec(name: str, extra_fragments: list[str] | None = None) -> ConfigSpec:

@@ -69,3 +69,14 @@ def git(wt: Path, *args: str, env: dict | None = None) -> str:
     full = dict(os.environ, **IDENTITY, **(env or {}))
     return subprocess.run(["git", "-C", str(wt), *args], check=True, capture_output=True,
                           text=True, env=full).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def full_worktree(kernel_tree: tree.TreeInfo, tmp_path_factory: pytest.TempPathFactory):
+    """A full checkout of the imported tree at its commit (for Kconfig work), shared."""
+    path = tmp_path_factory.mktemp("full") / "linux"
+    subprocess.run(["git", "-C", str(kernel_tree.path), "worktree", "add", "-q", "--detach",
+                    str(path), kernel_tree.head], check=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run(["git", "-C", str(kernel_tree.path), "worktree", "prune"], check=True)

@@ -1,0 +1,57 @@
+"""Config merging with kconfiglib on the real 6.12 Kconfig, checked after make olddefconfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline import kconfig
+
+
+def _configure(spec: kconfig.ConfigSpec, wt: Path, out: Path) -> list[dict]:
+    kconfig.merge(spec, wt, out / ".config")
+    proc = kconfig.olddefconfig(wt, out, [])
+    assert proc.returncode == 0, proc.stderr
+    return kconfig.dropped_symbols(spec, out / ".config", wt)
+
+
+def test_default_config_keeps_every_requested_symbol(full_worktree: Path, tmp_path: Path) -> None:
+    spec = kconfig.load_spec("default")
+    assert spec.requested["VHOST_SCSI"] == "y"
+    assert spec.requested["PROVE_LOCKING"] == "y"
+    assert _configure(spec, full_worktree, tmp_path / "o") == []
+    final = kconfig.read_config(tmp_path / "o" / ".config")
+    for sym in ("VHOST_SCSI", "TARGET_CORE", "TCM_FILEIO", "TCM_IBLOCK", "CONFIGFS_FS",
+                "DEBUG_KMEMLEAK", "PROVE_LOCKING", "VIRTIO_PCI", "9P_FS"):
+        assert final[sym] == "y", sym
+    assert final.get("DRM", "n") == "n"
+    assert final.get("KASAN", "n") == "n"
+
+
+def test_kasan_profile_adds_kasan(full_worktree: Path, tmp_path: Path) -> None:
+    spec = kconfig.load_spec("kasan")
+    assert _configure(spec, full_worktree, tmp_path / "o") == []
+    assert kconfig.read_config(tmp_path / "o" / ".config")["KASAN"] == "y"
+
+
+def test_dropped_symbol_names_its_unmet_dependency(full_worktree: Path, tmp_path: Path) -> None:
+    frag = tmp_path / "conflict.config"
+    frag.write_text("CONFIG_TARGET_CORE=n\nCONFIG_VHOST_SCSI=y\nCONFIG_NO_SUCH_SYMBOL=y\n")
+    spec = kconfig.load_spec("default", [str(frag)])
+    dropped = {d["sym"]: d for d in _configure(spec, full_worktree, tmp_path / "o")}
+    assert dropped["VHOST_SCSI"]["unmet"] == "depends on TARGET_CORE"
+    assert dropped["VHOST_SCSI"]["got"] == "n"
+    assert dropped["NO_SUCH_SYMBOL"]["unmet"] == "symbol does not exist in this tree"
+    # TCM_FILEIO depends on TARGET_CORE too: requested =y by the vhost-scsi fragment
+    assert "TARGET_CORE" in dropped["TCM_FILEIO"]["unmet"]
+
+
+def test_unknown_config_name_is_bad_input() -> None:
+    with pytest.raises(kconfig.KconfigError, match="unknown config 'nope'"):
+        kconfig.load_spec("nope")
+
+
+def test_fragment_parser() -> None:
+    got = kconfig.parse_fragment('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\n# note\n')
+    assert got == {"A": "y", "B": "n", "C": '"x y"'}
