@@ -76,7 +76,11 @@ def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
             rec["status"], rec["exit_code"] = "infra-error", 3
             rec["error"] = rec["error"] or "kpipe stopped unexpectedly"
         _mark_unfinished(rec)
-        record.write(run_dir, rec)
+        try:
+            record.write(run_dir, rec)
+        except OSError as exc:  # the disk may be full: the last good record stays in place
+            progress.error(f"could not write {run_dir / 'results.json'}: {exc}")
+            rec["exit_code"] = 3
     return rec["exit_code"], run_dir
 
 
