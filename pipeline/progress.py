@@ -53,3 +53,15 @@ class Progress:
         if status != "pass":
             first = (build.get("errors") or [{}])[0].get("message", "")
             self.error(f"step {k} build {status}: {first} (log: {build.get('log')})")
+
+    def boot_done(self, k: int, boot: dict, tests: list[dict], failed: list[dict]) -> None:
+        colour = {"pass": "green", "fail": "red"}.get(boot["status"], "yellow")
+        self.console.print(f"        step {k}: boot [{colour}]{boot['status']}[/] "
+                           f"({boot.get('accel')}, {boot.get('seconds')} s), "
+                           f"{len(tests) - len(failed)}/{len(tests)} cases pass")
+        for test in failed:
+            self.error(f"step {k} {test['suite']}/{test['case']} {test['status']}: "
+                       f"{test.get('message', '')} (log: {test.get('log')})")
+        if boot["status"] != "pass":
+            self.error(f"step {k} boot {boot['status']}: {boot.get('detail', '')} "
+                       f"(console: {boot.get('console')})")

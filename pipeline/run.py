@@ -91,12 +91,11 @@ def _fail(rec: dict, status: str, code: int, message: str, progress: Progress) -
 
 
 def _mark_unfinished(rec: dict) -> None:
-    """Steps that never got their build or boot say so, so the record stays consistent."""
-    for step in rec["steps"]:
-        if step["build"]["status"] == "running":
-            step["build"]["status"] = "not-run"
-        if step["boot"]["status"] == "running":
-            step["boot"]["status"] = "not-run"
+    """The stage that was cut short is named in the record; its status stays `not-run`."""
+    current = rec.pop("current", None)
+    if current and rec["status"] != "complete":
+        rec["error"] = (rec["error"] or "") + (
+            f" (during {current['stage']} of step {current['step']} [{current['config']}])")
 
 
 def _stage(rec: dict, name: str, start: float) -> None:
@@ -217,7 +216,7 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, config_na
         if k > 0 and _touches_kconfig(patch_files[k - 1]):
             progress.info(f"patch {k} touches Kconfig: re-checking the config")
             step["config_recheck"] = {"dropped": _configure(spec, wt, build_dir)}
-        step["build"]["status"] = "running"
+        rec["current"] = {"step": k, "config": config_name, "stage": "build"}
         record.write(run_dir, rec)
         progress.stage("build", f"step {k}/{len(applied) - 1} [{config_name}]")
         outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
@@ -231,7 +230,10 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, config_na
             raise OSError(errno.ENOSPC, "No space left on device during the build",
                           str(step_dir / "build.log"))
         if opts.boot and step["build"]["status"] == "pass":
-            _boot(opts, step, step_dir, step_rel, progress)
+            rec["current"] = {"step": k, "config": config_name, "stage": "boot"}
+            record.write(run_dir, rec)
+            _boot(opts, rec, step, step_dir, step_rel, progress)
+        rec.pop("current", None)
         record.write(run_dir, rec)
     _stage(rec, f"build:{config_name}", t_build)
 
@@ -274,19 +276,31 @@ def _touches_kconfig(patch: Path) -> bool:
     return any(Path(f).name.startswith(KCONFIG_FILES) for f in apply.touched_files(patch))
 
 
-def _boot(opts: RunOptions, step: dict, step_dir: Path, step_rel: str,
+def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str,
           progress: Progress) -> None:
-    """Boot the step and run its suites (pipeline.bootstep, from the boot issue)."""
-    try:
-        from pipeline import bootstep
-    except ImportError as exc:
-        step["boot"] = {"status": "error", "detail": f"boot stage unavailable: {exc}"}
-        return
-    progress.stage("boot", f"step {step['index']}: booting {step['localversion']}")
+    """Boot the step and run its suites (pipeline.bootstep); paths made run-relative."""
+    from pipeline import bootstep
+    from pipeline import suites as suitemod
+
+    names = opts.suites or suitemod.chosen_suites()
+    progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "
+                           f"suites {', '.join(names)}")
     result = bootstep.boot_and_test(
         step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
-        step["localversion"], opts.suites, step_dir / "boot", bootstep.default_settings())
-    step["boot"] = result["boot"]
-    step["tests"] = result["tests"]
-    step["splats"] = result["splats"]
-    del step_rel
+        step["localversion"], names, step_dir / "boot", bootstep.default_settings())
+    prefix = f"{step_rel}/boot/"
+    boot_rec = result["boot"]
+    if boot_rec.get("console"):
+        boot_rec["console"] = prefix + boot_rec["console"]
+    for attempt in boot_rec.get("attempts", []):
+        attempt["console"] = prefix + attempt["console"]
+    for test in result["tests"]:
+        if test.get("log"):
+            test["log"] = prefix + test["log"]
+    step["boot"], step["tests"], step["splats"] = boot_rec, result["tests"], result["splats"]
+    if boot_rec.get("accel"):
+        rec["host"]["accel"] = boot_rec["accel"]
+        rec["host"]["accel_reason"] = boot_rec.get("accel_reason")
+        rec["host"]["cpu_model"] = boot_rec.get("cpu_model")
+    failed = [t for t in result["tests"] if t["status"] not in ("pass", "skip")]
+    progress.boot_done(step["index"], boot_rec, result["tests"], failed)

@@ -204,7 +204,7 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
         if runs:
             run_dir = runs[0].parent
             rec = json.loads(runs[0].read_text())
-            if any(s["build"]["status"] == "running" for s in rec["steps"]):
+            if rec.get("current", {}).get("stage") == "build":
                 break
         time.sleep(0.5)
     assert run_dir is not None
@@ -215,6 +215,7 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     rec = record.load(run_dir)
     assert rec["status"] == "interrupted"
     assert rec["steps"][0]["build"]["status"] == "not-run"
+    assert "during build of step 0" in rec["error"]
     assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
     leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
                               capture_output=True, text=True)
