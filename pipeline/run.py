@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import apply, base, kconfig, paths, record, series, steps, tree, verdicts
+from pipeline import apply, base, kconfig, paths, record, series, steps, tree, trees, verdicts
 from pipeline import warnings as diag
 from pipeline.build import build
 from pipeline.progress import Progress
@@ -117,7 +117,9 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     info = tree.open_tree(opts.tree)
     raw = run_dir / "series" / "thread.mbox"
     lser, _ = series.parse(raw, ser.revision, True, [])
-    chosen = base.choose(info.path, lser, opts.base, opts.base_remote)
+    remote = opts.base_remote or trees.default_remote(ser.source)
+    chosen = base.choose(info.path, lser, opts.base, remote)
+    chosen["remote"] = remote
     chosen["tree"] = {"path": str(info.path), "describe": info.describe, "source": info.source}
     rec["base"] = chosen
     if "warning" in chosen:

@@ -156,3 +156,11 @@ def test_base_fetched_from_remote(sparse_worktree: Path, kernel_tree, tmp_path: 
     got = base.choose(kernel_tree.path, lser, remote=f"file://{remote}")
     assert (got["rule"], got["commit"]) == ("trailer", new_base)
     assert base.resolve(kernel_tree.path, new_base) == new_base
+
+
+def test_known_trees_give_the_vhost_remote_for_fetched_series() -> None:
+    from pipeline import trees
+
+    assert trees.default_remote("msgid:x@y").endswith("mst/vhost.git")
+    assert trees.known_trees()["vhost"]["branch"] == "linux-next"
+    assert trees.default_remote("folder:/tmp/x") is None

@@ -146,9 +146,11 @@ def test_two_runs_at_once_share_tree_and_ccache(kernel_tree, tmp_path: Path) -> 
     series_b = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "b", "second")
     reports = tmp_path / "reports"
     env = dict(os.environ, KPIPE_REPORTS=str(reports))
-    procs = [subprocess.Popen([*KPIPE, "run", str(s), "--json", "-j1"], env=env,
+    # The second run names the tree with --tree (an existing checkout), the first imports it.
+    args = [[str(series_a)], [str(series_b), "--tree", str(kernel_tree.path)]]
+    procs = [subprocess.Popen([*KPIPE, "run", *a, "--json", "-j1"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for s in (series_a, series_b)]
+             for a in args]
     outs = [p.communicate(timeout=3600) for p in procs]
     recs = [json.loads(out) for out, _ in outs]
     assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
@@ -158,6 +160,8 @@ def test_two_runs_at_once_share_tree_and_ccache(kernel_tree, tmp_path: Path) -> 
         assert [s["build"]["status"] for s in rec["steps"]] == ["pass", "pass"]
         assert rec["series"]["patches"][0]["subject"] == f"vhost-scsi: comment {note}"
         assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+    assert recs[1]["base"]["tree"]["source"] == f"checkout:{kernel_tree.path}"
+    assert recs[0]["base"]["commit"] == recs[1]["base"]["commit"] == kernel_tree.head
 
 
 def test_exit_code_2_for_bad_input(tmp_path: Path) -> None:
@@ -216,6 +220,31 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     assert rec["status"] == "interrupted"
     assert rec["steps"][0]["build"]["status"] == "not-run"
     assert "during build of step 0" in rec["error"]
+    assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+    leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
+                              capture_output=True, text=True)
+    assert leftover.stdout == ""
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 256 KiB tmpfs: fills up as soon as a build log grows (a real ENOSPC, no mock)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_full_disk_is_an_infra_error_with_a_valid_record(kernel_tree, tmp_path: Path,
+                                                         tiny_disk: Path) -> None:
+    series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "full")
+    proc = kpipe(["run", str(series), "--no-cache"], tiny_disk)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "No space left on device" in proc.stderr or "disk full" in proc.stderr
+    run_dir = _run_dir(proc, tiny_disk)
+    rec = record.load(run_dir)  # the last good state, still valid
+    jsonschema.validate(rec, json.loads(record.SCHEMA_FILE.read_text()))
     assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
     leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
                               capture_output=True, text=True)
