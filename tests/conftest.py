@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,64 @@ def full_worktree(kernel_tree: tree.TreeInfo, tmp_path_factory: pytest.TempPathF
     yield path
     shutil.rmtree(path, ignore_errors=True)
     subprocess.run(["git", "-C", str(kernel_tree.path), "worktree", "prune"], check=True)
+
+
+@pytest.fixture(scope="session")
+def shared_reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One reports dir for the session's kernel runs, so equal steps are built once."""
+    return tmp_path_factory.mktemp("shared-reports")
+
+
+@dataclass
+class Kernel:
+    bzimage: Path
+    system_map: Path
+    config: Path
+    localversion: str
+    run_dir: Path
+
+
+def kpipe_run(args: list[str], reports: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "run", *args, "--json"],
+                          capture_output=True, text=True, env=env)
+
+
+def _step_kernel(proc: subprocess.CompletedProcess, reports: Path, index: int) -> Kernel:
+    import json
+
+    try:
+        rec = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"kpipe run printed no record (exit {proc.returncode}):\n"
+                    f"{proc.stderr[-3000:]}")
+    run_dir = reports / "runs" / rec["run_id"]
+    step = next(s for s in rec["steps"] if s["index"] == index)
+    if step["build"]["status"] != "pass":
+        pytest.fail(f"step {index} did not build: {step['build']}")
+    art = step["build"]["artifacts"]
+    return Kernel(run_dir / art["bzImage"], run_dir / art["System.map"], run_dir / art[".config"],
+                  step["localversion"], run_dir)
+
+
+@pytest.fixture(scope="session")
+def base_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> Kernel:
+    """The imported 6.12.117 tree built with the default config (step 0 of a small run)."""
+    from series_factory import one_patch_series
+
+    series = one_patch_series(kernel_tree.path, kernel_tree.head,
+                              tmp_path_factory.mktemp("base-kernel") / "series", "base-kernel")
+    return _step_kernel(kpipe_run([str(series)], shared_reports), shared_reports, 0)
+
+
+@pytest.fixture(scope="session")
+def lkdtm_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
+                 tmp_path_factory: pytest.TempPathFactory) -> Kernel:
+    """The same base with the test-only LKDTM fragment (the one extra kernel of the boot tests)."""
+    from series_factory import one_patch_series
+
+    series = one_patch_series(kernel_tree.path, kernel_tree.head,
+                              tmp_path_factory.mktemp("lkdtm-kernel") / "series", "lkdtm")
+    proc = kpipe_run([str(series), "--fragment", "lkdtm"], shared_reports)
+    return _step_kernel(proc, shared_reports, 0)
