@@ -7,6 +7,7 @@ bytearray, dirty-log bit math, the per-LBA pattern and the KTAP writer.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -247,3 +248,24 @@ def test_suite_toml_contract() -> None:
     path = SUITE / prog["path"]
     assert path.read_text().startswith("#!/usr/bin/env python3")
     assert path.stat().st_mode & 0o111
+
+
+def test_lio_setup_writes_the_configfs_steps(tmp_path, monkeypatch) -> None:
+    import lio
+
+    monkeypatch.setattr(lio, "TARGET", str(tmp_path / "target"))
+    (tmp_path / "target").mkdir()
+    disk = tmp_path / "disk0.img"
+    lio.make_backing_file(str(disk), 4, scsi.pattern)
+    assert disk.read_bytes() == scsi.pattern(0, 4)
+    t = lio.LioTarget("naa.5001405000000001", hba="fileio_7")
+    t.setup([("disk0", str(disk), 2048)], [(0, "disk0")])
+    bs = tmp_path / "target/core/fileio_7/disk0"
+    assert (bs / "control").read_text() == f"fd_dev_name={disk},fd_dev_size=2048"
+    assert (bs / "enable").read_text() == "1"
+    tpg = tmp_path / "target/vhost/naa.5001405000000001/tpgt_1"
+    assert os.readlink(tpg / "lun/lun_0/port0") == str(bs)
+    assert (tpg / "nexus").read_text() == "naa.5001405000000002"
+    t.remove()
+    assert not (tpg / "lun/lun_0").exists() and not disk.exists()
+    assert (tpg / "nexus").read_text() == "NULL"

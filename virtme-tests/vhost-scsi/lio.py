@@ -10,6 +10,7 @@ is safe to call twice and also removes leftovers of an earlier, killed run.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Callable
@@ -113,14 +114,7 @@ class LioTarget:
     def remove(self, delete_files: bool = True) -> None:
         """Tear everything down in reverse order; leftovers included."""
         if os.path.isdir(self.tpg):
-            if os.path.exists(f"{self.tpg}/nexus"):
-                try:
-                    with open(f"{self.tpg}/nexus") as f:
-                        has_nexus = bool(f.read().strip())
-                    if has_nexus:
-                        _write(f"{self.tpg}/nexus", "NULL")
-                except OSError as exc:
-                    self.errors.append(f"nexus: {exc.strerror}")
+            # LUNs first: vhost refuses to drop the nexus while ports are linked
             lun_root = f"{self.tpg}/lun"
             for entry in sorted(os.listdir(lun_root)) if os.path.isdir(lun_root) else []:
                 d = f"{lun_root}/{entry}"
@@ -128,6 +122,11 @@ class LioTarget:
                     if os.path.islink(f"{d}/{link}"):
                         self._try(os.unlink, f"{d}/{link}")
                 self._try(os.rmdir, d)
+            try:
+                _write(f"{self.tpg}/nexus", "NULL")
+            except OSError as exc:
+                if exc.errno != errno.ENODEV:  # ENODEV: there was no nexus
+                    self.errors.append(f"nexus: {exc.strerror}")
             self._try(os.rmdir, self.tpg)
         wwpn_dir = f"{TARGET}/vhost/{self.wwpn}"
         if os.path.isdir(wwpn_dir):
