@@ -36,6 +36,8 @@ FIRST_CASE = "kpipe: case "
 KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]")
 EARLY_FAULT_RE = re.compile(r"(Oops:|BUG:|Kernel panic - not syncing|general protection fault)")
 TERM_GRACE = 3.0
+OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")  # vng's overlays
+SPARE_MOUNTS = ("/media", "/boot")
 
 
 class BootError(Exception):
@@ -46,7 +48,7 @@ class BootError(Exception):
 class BootSettings:
     memory_mb: int = 1024
     cpus: int = 1
-    boot_timeout: float = 90.0  # from start until the guest runner starts
+    boot_timeout: float = 240.0  # from start until the guest runner starts (TCG on a busy host)
     accel: str = "auto"  # auto | kvm | tcg
     run_margin: float = 60.0  # added to the suites' own timeouts for the whole guest run
     vng: Path = VENV_BIN / "vng"
@@ -96,11 +98,29 @@ def choose_accel(settings: BootSettings) -> dict:
     return accel_mod.probe()
 
 
+def guest_path(rwdir: Path) -> Path:
+    """Where the guest sees `rwdir`: the same path, unless vng lays a tmpfs overlay over it.
+
+    vng mounts its overlays (/tmp, /var, /usr, ...) after the --rwdir mounts, so a results
+    directory under one of them would be hidden in the guest; it is then mounted on an empty
+    directory of the root file system instead.
+    """
+    rwdir = rwdir.resolve()
+    if not any(rwdir == Path(o) or Path(o) in rwdir.parents for o in OVERLAID):
+        return rwdir
+    for spare in SPARE_MOUNTS:
+        if Path(spare).is_dir():
+            return Path(spare)
+    raise BootError(f"{rwdir} is under a directory vng overlays and no spare mount point exists")
+
+
 def vng_command(bzimage: Path, rwdir: Path, exec_cmd: str, settings: BootSettings,
                 accel: str) -> list[str]:
+    guest = guest_path(rwdir)
+    mount = str(rwdir) if guest == rwdir.resolve() else f"{guest}={rwdir.resolve()}"
     cmd = [str(settings.vng), "--run", str(bzimage), "--force-9p",
            "--cpus", str(settings.cpus), "--memory", f"{settings.memory_mb}M",
-           "--rwdir", str(rwdir), "--verbose"]
+           f"--rwdir={mount}", "--verbose"]
     if accel != "kvm":
         cmd.append("--disable-kvm")
     for arg in settings.append:
@@ -226,7 +246,8 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
     """Boot `bzimage`, retrying once if the first attempt fails before the runner starts.
 
     For attempt n a results directory workdir/guest-<n> is made (and `prepare` called on it),
-    `exec_cmd(dir)` gives the guest command, and the console goes to workdir/console-<n>.log.
+    `exec_cmd(dir)` gives the guest command (dir: where the guest sees the results directory),
+    and the console goes to workdir/console-<n>.log.
     """
     if not settings.vng.exists():
         raise BootError(f"{settings.vng} not found (install virtme-ng in the venv)")
@@ -239,7 +260,7 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
         rwdir.mkdir(parents=True, exist_ok=True)
         if prepare:
             prepare(rwdir)
-        cmd = vng_command(bzimage, rwdir, exec_cmd(rwdir), settings, outcome.accel)
+        cmd = vng_command(bzimage, rwdir, exec_cmd(guest_path(rwdir)), settings, outcome.accel)
         (workdir / f"command-{n}.txt").write_text(" ".join(_quote(c) for c in cmd) + "\n")
         attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout)
         outcome.attempts.append(attempt)

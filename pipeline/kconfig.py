@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,11 +93,15 @@ def parse_fragment(text: str) -> dict[str, str]:
     return out
 
 
-def spec_hash(spec: ConfigSpec, worktree: Path) -> str:
-    """Hash of everything that decides the config's input (not the tree's Kconfig files)."""
+def spec_hash(spec: ConfigSpec, read_tree_file: Callable[[str], bytes]) -> str:
+    """Hash of everything that decides the config's input (not the tree's Kconfig files).
+
+    `read_tree_file` reads a file of the base tree by its relative path (from a worktree or
+    straight from git), so the hash is known before any checkout.
+    """
     digest = hashlib.sha256(spec.name.encode())
     for rel in [spec.defconfig, *spec.tree_fragments]:
-        digest.update((worktree / rel).read_bytes())
+        digest.update(read_tree_file(rel))
     for path in spec.fragment_paths():
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -129,12 +129,73 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     record.write(run_dir, rec)
 
     patch_files = apply.split_mbox(run_dir / ser.mbox, run_dir / "series" / "patches")
+    plan = _plan(opts, info.path, chosen["commit"], patch_files)
+    if not opts.no_cache and _reuse_everything(plan, rec, run_dir, progress):
+        return
     with worktree(info.path, chosen["commit"], f"run-{rec['run_id']}") as wt:
         t0 = time.monotonic()
         applied = _apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
         _stage(rec, "apply", t0)
         for config_name in opts.configs:
-            _walk_config(opts, rec, run_dir, wt, config_name, applied, patch_files, progress)
+            _walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
+                         progress)
+
+
+@dataclass
+class ConfigPlan:
+    """One config's walk over the steps: its spec, hash and each step's reuse key."""
+
+    spec: kconfig.ConfigSpec
+    hash: str
+    keys: list[str]
+
+
+def _plan(opts: RunOptions, tree_path: Path, base_commit: str,
+          patch_files: list[Path]) -> dict[str, ConfigPlan]:
+    def read_tree_file(rel: str) -> bytes:
+        proc = subprocess.run(["git", "-C", str(tree_path), "show", f"{base_commit}:{rel}"],
+                              capture_output=True)
+        if proc.returncode != 0:
+            raise kconfig.KconfigError(f"{rel} is not in the base tree {base_commit[:12]}")
+        return proc.stdout
+
+    patch_ids = [apply.patch_id(p) for p in patch_files]
+    suite_dirs = [paths.VIRTME_TESTS_DIR / s for s in _suite_names(opts)]
+    plan = {}
+    for name in opts.configs:
+        spec = kconfig.load_spec(name, opts.fragments)
+        spec_hash = kconfig.spec_hash(spec, read_tree_file)
+        extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config": name}
+        keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
+                for k in range(len(patch_files) + 1)]
+        plan[name] = ConfigPlan(spec, spec_hash, keys)
+    return plan
+
+
+def _suite_names(opts: RunOptions) -> list[str]:
+    if not opts.boot:
+        return []
+    from pipeline import suites as suitemod
+
+    return opts.suites or suitemod.chosen_suites()
+
+
+def _reuse_everything(plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
+                      progress: Progress) -> bool:
+    """When every step of every config was done before, link them all: no checkout, no make."""
+    found = {name: [steps.find_reusable(key, rec["run_id"]) for key in cp.keys]
+             for name, cp in plan.items()}
+    if not all(all(f is not None for f in seq) for seq in found.values()):
+        return False
+    for name, seq in found.items():
+        for k, (src_run, src_step) in enumerate(seq):
+            step_rel = f"steps/{name}/{k}"
+            rec["steps"].append(steps.link_step_files(src_run, src_step, run_dir / step_rel,
+                                                      step_rel))
+        rec["configs"].append(steps.config_record(seq[0][0], name))
+        progress.info(f"config {name}: all {len(seq)} steps reused from earlier runs")
+    record.write(run_dir, rec)
+    return True
 
 
 def _apply_all(wt: Path, patch_files: list[Path], run_dir: Path, base_commit: str,
@@ -177,21 +238,17 @@ def _configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path) -> list[dict
     return kconfig.dropped_symbols(spec, build_dir / ".config", wt)
 
 
-def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, config_name: str,
+def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,
                  applied: list[dict], patch_files: list[Path], progress: Progress) -> None:
-    spec = kconfig.load_spec(config_name, opts.fragments)
+    spec, spec_hash, config_name = cplan.spec, cplan.hash, cplan.spec.name
     build_dir = wt / f"o-{config_name}"
     t0 = time.monotonic()
     progress.stage("kconfig", f"{config_name}: merging {', '.join(spec.fragments)}")
     dropped = _configure(spec, wt, build_dir)
-    spec_hash = kconfig.spec_hash(spec, wt)
     rec["configs"].append(_config_record(spec, build_dir / ".config", dropped, spec_hash))
     for d in dropped:
         progress.warn(f"config {config_name}: CONFIG_{d['sym']} dropped ({d['unmet']})")
     _stage(rec, f"kconfig:{config_name}", t0)
-    suite_dirs = [paths.VIRTME_TESTS_DIR / s for s in opts.suites]
-    extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config": config_name}
-    patch_ids = [apply.patch_id(p) for p in patch_files]
     previous: list[diag.Diagnostic] = []
     t_build = time.monotonic()
     for k, step_in in enumerate(applied):
@@ -205,7 +262,7 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, config_na
                 step[stage] = {"status": "blocked", "config": config_name}
             record.write(run_dir, rec)
             continue
-        step["key"] = steps.step_key(applied[0]["commit"], patch_ids[:k], spec_hash, extra)
+        step["key"] = cplan.keys[k]
         found = None if opts.no_cache else steps.find_reusable(step["key"], rec["run_id"])
         if found:
             reused = steps.link_step_files(found[0], found[1], step_dir, step_rel)
@@ -282,9 +339,8 @@ def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str
           progress: Progress) -> None:
     """Boot the step and run its suites (pipeline.bootstep); paths made run-relative."""
     from pipeline import bootstep
-    from pipeline import suites as suitemod
 
-    names = opts.suites or suitemod.chosen_suites()
+    names = _suite_names(opts)
     progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "
                            f"suites {', '.join(names)}")
     result = bootstep.boot_and_test(

@@ -74,3 +74,9 @@ def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str)
     reused["reused_from"] = step.get("reused_from") or src_run
     reused["dir"] = step_rel
     return reused
+
+
+def config_record(run_id: str, name: str) -> dict:
+    """The `configs` entry named `name` of an earlier run's record."""
+    rec = json.loads((paths.runs_dir() / run_id / "results.json").read_text())
+    return next(c for c in rec["configs"] if c["name"] == name)
