@@ -39,7 +39,8 @@ def kpipe_run(series: str, cache: Path, reports: Path, tree_dir: Path, *extra: s
     env = dict(os.environ, KPIPE_CACHE=str(cache), KPIPE_REPORTS=str(reports))
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", series, "--tree",
-                           str(tree_dir), "--json", *extra], capture_output=True, text=True,
+                           str(tree_dir), "--json", "--no-boot", *extra],
+                          capture_output=True, text=True,
                           env=env, cwd=ROOT)
     wall = time.monotonic() - start
     try:

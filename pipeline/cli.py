@@ -52,8 +52,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--fragment", action="append", default=[],
                    help="extra fragment from configs/kconfig/ (repeatable)")
     r.add_argument("--no-cache", action="store_true", help="redo every step")
-    r.add_argument("--boot", action=argparse.BooleanOptionalAction, default=False,
-                   help="boot each step under virtme-ng and run the suites")
+    r.add_argument("--boot", action=argparse.BooleanOptionalAction, default=True,
+                   help="boot each step under virtme-ng and run the suites (default: yes)")
     r.add_argument("--suite", action="append", dest="suites", default=[],
                    help="guest suite from virtme-tests/ (repeatable)")
     r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")

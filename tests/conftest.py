@@ -101,7 +101,8 @@ class Kernel:
 
 def kpipe_run(args: list[str], reports: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, KPIPE_REPORTS=str(reports))
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", "run", *args, "--json"],
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", "run", *args, "--json",
+                           "--no-boot"],
                           capture_output=True, text=True, env=env)
 
 

@@ -23,10 +23,13 @@ from series_factory import mixed_series, one_patch_series
 from pipeline import paths, record
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
+BUILD_ONLY = ["--no-boot"]  # these tests are about apply and build; booting has its own tests
 
 
 def kpipe(args: list[str], reports: Path, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    if args[:1] == ["run"]:
+        args = [*args, *BUILD_ONLY]
     return subprocess.run([*KPIPE, *args], capture_output=True, text=True, env=env, **kw)
 
 
@@ -149,7 +152,7 @@ def test_two_runs_at_once_share_tree_and_ccache(kernel_tree, tmp_path: Path) -> 
     env = dict(os.environ, KPIPE_REPORTS=str(reports))
     # The second run names the tree with --tree (an existing checkout), the first imports it.
     args = [[str(series_a)], [str(series_b), "--tree", str(kernel_tree.path)]]
-    procs = [subprocess.Popen([*KPIPE, "run", *a, "--json", "-j1"], env=env,
+    procs = [subprocess.Popen([*KPIPE, "run", *a, "--json", "-j1", *BUILD_ONLY], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for a in args]
     outs = [p.communicate(timeout=3600) for p in procs]
@@ -186,7 +189,8 @@ def test_exit_code_3_when_a_tool_is_missing(kernel_tree, tmp_path: Path) -> None
                    .stdout.strip(), bindir / tool)
     env = dict(os.environ, KPIPE_REPORTS=str(tmp_path / "reports"),
                PATH=f"{Path(sys.executable).parent}:{bindir}")
-    proc = subprocess.run([*KPIPE, "run", str(series)], capture_output=True, text=True, env=env)
+    proc = subprocess.run([*KPIPE, "run", str(series), *BUILD_ONLY], capture_output=True,
+                          text=True, env=env)
     assert proc.returncode == 3, proc.stderr[-2000:]
     rec = record.load(_run_dir(proc, tmp_path / "reports"))
     assert rec["status"] == "infra-error"
@@ -198,7 +202,7 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "ctrlc")
     reports = tmp_path / "reports"
     env = dict(os.environ, KPIPE_REPORTS=str(reports))
-    proc = subprocess.Popen([*KPIPE, "run", str(series), "--no-cache"], env=env,
+    proc = subprocess.Popen([*KPIPE, "run", str(series), "--no-cache", *BUILD_ONLY], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 600
