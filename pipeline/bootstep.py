@@ -10,6 +10,7 @@ Returns {"boot": ..., "tests": [...], "splats": [...]} with every path relative 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +23,7 @@ from pipeline.boot import BootSettings
 
 RUNNER = Path(__file__).resolve().parent.parent / "virtme-tests" / "runner.py"
 GUEST_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
+OOM_RE = re.compile(r"invoked oom-killer|Out of memory: Killed process")
 
 
 def default_settings() -> BootSettings:
@@ -93,7 +95,8 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         (rwdir / "plan.json").write_text(json.dumps(plan, indent=1))
 
     def exec_cmd(rwdir: Path) -> str:
-        return f"{GUEST_PYTHON} {RUNNER} --plan {rwdir / 'plan.json'}"
+        # -I -S: no site-packages scan; every file look-up is a 9p round trip under TCG
+        return f"{GUEST_PYTHON} -I -S {RUNNER} --plan {rwdir / 'plan.json'}"
 
     try:
         outcome = bootmod.boot(bzimage, exec_cmd, out_dir, run_timeout, settings, prepare)
@@ -119,6 +122,8 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
                                require_stamps=False)
 
     status, detail = boot_status(outcome)
+    if OOM_RE.search(log_text):
+        detail += "; the guest ran out of memory"
     tests, names = collect_tests(loaded, skipped, rwdir, found, log_text, out_dir, detail)
     splat_records = [s.as_record(names.get(s.window) if s.window else None)
                      for s in found if not s.allowed]
@@ -210,6 +215,8 @@ def collect_tests(loaded: list[suitemod.Suite], skipped: dict[str, list[str]], r
             status = "fail"
         if mine:
             message = "; ".join(filter(None, [message] + [f"splat: {s.title}" for s in mine]))
+        if key and any(OOM_RE.search(line) for line in windows.get(key, [])):
+            message = "; ".join(filter(None, [message, "the guest ran out of memory"]))
         log_path = out_dir / "tests" / suite / f"{case.replace('/', '_')}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text("\n".join(log_lines + ["--- kernel log in this case's window ---"]

@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python3 -IS
 """Smoke suite (runs in the guest; stdlib only). Prints KTAP v1 on stdout.
 
 Reads KPIPE_LOCALVERSION (or --localversion) for the LOCALVERSION the step was built with;
