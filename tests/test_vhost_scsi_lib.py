@@ -269,3 +269,38 @@ def test_lio_setup_writes_the_configfs_steps(tmp_path, monkeypatch) -> None:
     t.remove()
     assert not (tpg / "lun/lun_0").exists() and not disk.exists()
     assert (tpg / "nexus").read_text() == "NULL"
+
+
+def test_case_failure_names_the_gpas() -> None:
+    import vhost_scsi_tests as prog
+
+    case = prog.Case()
+    case.compare_log("io", expected={5, 6, 7}, logged={7, 9})
+    assert "io: GPAs expected and not logged: 0x5000 0x6000" in case.diags
+    assert "io: GPAs logged and not expected: 0x9000" in case.diags
+    assert case.problems == ["io: 2 of 3 expected pages not logged (0x5000 0x6000), "
+                             "1 pages logged and not expected (0x9000)"]
+    ok = prog.Case()
+    ok.compare_log("io", {1}, {1})
+    assert ok.problems == [] and ok.diags == ["io: log exact (1 pages)"]
+
+
+def test_run_case_prints_diagnostics_before_the_result() -> None:
+    import vhost_scsi_tests as prog
+
+    def failing(_suite, case) -> None:
+        case.diag("GPAs expected and not logged: 0x5000")
+        case.fail("first problem")
+        case.fail("second problem")
+
+    buf = io.StringIO()
+    out = ktap.KtapWriter(buf)
+    prog.CASE_FUNCS["fake"] = failing
+    try:
+        assert prog.run_case(None, "fake", out) is False
+    finally:
+        del prog.CASE_FUNCS["fake"]
+    lines = buf.getvalue().splitlines()
+    assert lines[0] == "# GPAs expected and not logged: 0x5000"
+    assert lines[-2] == "# second problem"
+    assert lines[-1] == "not ok 1 fake # first problem (+1 more)"
