@@ -8,7 +8,7 @@ sees a result line, so buffering would misattribute kernel messages.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from io import TextIOBase
 
 
 def one_line(text: str) -> str:
@@ -19,7 +19,7 @@ def one_line(text: str) -> str:
 class KtapWriter:
     """Writes a flat KTAP version 1 test plan and its results."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIOBase | None = None) -> None:
         self.out = out if out is not None else sys.stdout
         self.number = 0
 

@@ -7,7 +7,6 @@ CDB fields are big-endian as SCSI wants.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
 CMD_REQ = struct.Struct("<8sQBBB32s")          # 51 B virtio_scsi_cmd_req
 CMD_RESP = struct.Struct("<IIHBB96s")          # 108 B virtio_scsi_cmd_resp
@@ -76,14 +75,14 @@ def cmd_req(cdb: bytes, tag: int, tpgt: int = 1, lun: int = 0) -> bytes:
     return CMD_REQ.pack(lun_bytes(tpgt, lun), tag, 0, 0, 0, cdb.ljust(32, b"\0"))
 
 
-@dataclass
 class CmdResp:
-    sense_len: int
-    resid: int
-    status_qualifier: int
-    status: int
-    response: int
-    sense: bytes
+    """A parsed virtio_scsi_cmd_resp."""
+
+    def __init__(self, sense_len: int, resid: int, status_qualifier: int, status: int,
+                 response: int, sense: bytes) -> None:
+        self.sense_len, self.resid = sense_len, resid
+        self.status_qualifier, self.status = status_qualifier, status
+        self.response, self.sense = response, sense
 
     @classmethod
     def parse(cls, raw: bytes) -> CmdResp:

@@ -8,7 +8,6 @@ test can compute the pages the dirty log must hold) and what it expects back
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import scsi
 from dirtylog import pages_of
@@ -18,21 +17,22 @@ from virtq import Buf, gather
 POISON = 0xEE
 
 
-@dataclass
 class Request:
     """One chain: header (+ data-out) readable, response (+ data-in) writable."""
 
-    name: str
-    queue: int
-    readable: list[Buf]
-    writable: list[Buf]
-    resp_size: int = scsi.CMD_RESP.size
-    data_in: int = 0                 # bytes of data-in after the response
-    expect: bytes | None = None      # expected data-in
-    expect_response: int = scsi.S_OK
-    indirect: int | None = None
-    head: int = -1
-    problems: list[str] = field(default_factory=list)
+    def __init__(self, name: str, queue: int, readable: list[Buf], writable: list[Buf],
+                 resp_size: int = scsi.CMD_RESP.size, data_in: int = 0,
+                 expect: bytes | None = None, expect_response: int = scsi.S_OK,
+                 indirect: int | None = None) -> None:
+        self.name, self.queue = name, queue
+        self.readable, self.writable = readable, writable
+        self.resp_size = resp_size
+        self.data_in = data_in              # bytes of data-in after the response
+        self.expect = expect                # expected data-in
+        self.expect_response = expect_response
+        self.indirect = indirect            # GPA of an indirect table, if any
+        self.head = -1
+        self.problems: list[str] = []
 
     @property
     def write_pages(self) -> set[int]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +26,7 @@ from dirtylog import fmt_pages, pages_of  # noqa: E402
 from guestmem import PAGE  # noqa: E402
 from kmsg import KmsgWatch  # noqa: E402
 from ktap import KtapWriter  # noqa: E402
-from lio import LioError, LioTarget, make_backing_file  # noqa: E402
+from lio import LioError, LioTarget, make_backing_file, mount  # noqa: E402
 from virtq import DESC_SIZE  # noqa: E402
 from vmm import Vmm  # noqa: E402
 
@@ -459,8 +458,7 @@ KMEMLEAK = "/sys/kernel/debug/kmemleak"
 
 def kmemleak_available() -> bool:
     if not os.path.ismount("/sys/kernel/debug"):
-        subprocess.run(["mount", "-t", "debugfs", "none", "/sys/kernel/debug"],
-                       check=False, capture_output=True)
+        mount("debugfs", "/sys/kernel/debug")
     return os.path.exists(KMEMLEAK)
 
 
@@ -610,7 +608,13 @@ def main(argv: list[str]) -> int:
             for n in names:
                 out.not_ok(n, f"LIO target setup failed: {exc}")
             return 1
-    print(f"setup took {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+    try:
+        with open("/proc/uptime") as f:
+            start = float(f.read().split()[0]) - (time.monotonic() - t0)
+        uptime = f"started at uptime {start:.1f} s, "
+    except (OSError, ValueError):
+        uptime = ""
+    print(f"{uptime}setup took {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
     out.header(len(names))
     if why is not None:
         for n in names:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Protocol
 
-from guestmem import PAGE
+from guestmem import PAGE, ByteMemory
 
 VRING_DESC_F_NEXT = 1
 VRING_DESC_F_WRITE = 2
@@ -25,10 +24,7 @@ USED_ELEM = struct.Struct("<II")  # id, len
 Buf = tuple[int, int]  # (guest-physical address, length)
 
 
-class Memory(Protocol):
-    def read(self, gpa: int, length: int) -> bytes: ...
-    def write(self, gpa: int, data: bytes) -> None: ...
-    def alloc_pages(self, count: int = 1) -> int: ...
+Memory = ByteMemory  # GuestMemory in the guest, ByteMemory in host unit tests
 
 
 def pages_for(nbytes: int) -> int:
