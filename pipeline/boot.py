@@ -48,7 +48,7 @@ class BootError(Exception):
 class BootSettings:
     memory_mb: int = 1024
     cpus: int = 1
-    boot_timeout: float = 240.0  # from start until the guest runner starts (TCG on a busy host)
+    boot_timeout: float = 420.0  # start to runner start: udev alone took 126 s on a busy host
     accel: str = "auto"  # auto | kvm | tcg
     run_margin: float = 60.0  # added to the suites' own timeouts for the whole guest run
     vng: Path = VENV_BIN / "vng"

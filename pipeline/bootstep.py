@@ -125,8 +125,8 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
     if OOM_RE.search(log_text):
         detail += "; the guest ran out of memory"
     tests, names = collect_tests(loaded, skipped, rwdir, found, log_text, out_dir, detail)
-    splat_records = [s.as_record(names.get(s.window) if s.window else None)
-                     for s in found if not s.allowed]
+    splat_records = _dedupe([s.as_record(names.get(s.window) if s.window else None)
+                             for s in found if not s.allowed])
     boot_rec = {
         "status": status,
         "seconds": final.runner_started if final.runner_started is not None else final.seconds,
@@ -148,6 +148,19 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         "leftover_qemu": any(a.leftover for a in outcome.attempts),
     }
     return {"boot": boot_rec, "tests": tests, "splats": splat_records}
+
+
+def _dedupe(records: list[dict]) -> list[dict]:
+    """One record per (kind, title, test); repeats (a hung task is reported every check
+    interval) only raise its `count`."""
+    out: dict[tuple, dict] = {}
+    for rec in records:
+        key = (rec["kind"], rec["title"], rec["test"])
+        if key in out:
+            out[key]["count"] += 1
+        else:
+            out[key] = {**rec, "count": 1}
+    return list(out.values())
 
 
 def read_events(rwdir: Path) -> list[dict]:
@@ -214,7 +227,8 @@ def collect_tests(loaded: list[suitemod.Suite], skipped: dict[str, list[str]], r
         if mine and status in ("pass", "skip", "error", "not-run"):
             status = "fail"
         if mine:
-            message = "; ".join(filter(None, [message] + [f"splat: {s.title}" for s in mine]))
+            titles = dict.fromkeys(f"splat: {s.title}" for s in mine)
+            message = "; ".join(filter(None, [message, *titles]))
         if key and any(OOM_RE.search(line) for line in windows.get(key, [])):
             message = "; ".join(filter(None, [message, "the guest ran out of memory"]))
         log_path = out_dir / "tests" / suite / f"{case.replace('/', '_')}.log"
@@ -225,7 +239,7 @@ def collect_tests(loaded: list[suitemod.Suite], skipped: dict[str, list[str]], r
             names[key] = f"{suite}/{case}"
         tests.append({"suite": suite, "case": case, "status": status, "seconds": seconds,
                       "message": message, "log": _rel(log_path, out_dir),
-                      "splats": [s.as_record(f"{suite}/{case}") for s in mine]})
+                      "splats": _dedupe([s.as_record(f"{suite}/{case}") for s in mine])})
 
     for suite in loaded:
         for prog in suite.programs:
