@@ -38,7 +38,7 @@ AFTER_TRACE_RE = re.compile(
 MERGE_INTO = {"bug", "oops", "gpf", "kasan"}
 SKIP_FRAMES = re.compile(
     r"^(dump_stack\w*|show_stack|__warn\w*|warn_\w+|report_bug|handle_bug|exc_\w+|asm_exc_\w+|"
-    r"do_error_trap|do_trap|die\w*|oops_\w+|panic|__schedule|schedule\w*|io_schedule\w*|"
+    r"do_error_trap|do_trap|die\w*|oops_\w+|panic|__schedule\w*|schedule\w*|io_schedule\w*|"
     r"kmemleak_\w+|__kmalloc\w*|kmalloc\w*|kmem_cache_alloc\w*|__kmem_cache_alloc\w*|"
     r"slab_post_alloc_hook|kasan_\w+|__kasan_\w+|print_report|ubsan_\w+|__ubsan_\w+|"
     r"lock_acquire|lock_release|_raw_\w+|__might_\w+|rcu_\w+|watchdog_\w+|"
@@ -238,6 +238,8 @@ def title(s: Splat) -> str:
         return f"WARNING in {m.group(1) if m else where or '?'}"
     if s.kind == "bug" and first.startswith("kernel BUG"):
         return f"kernel BUG{suffix}"
+    if s.kind == "bug":  # "BUG: scheduling while atomic: sh/65/0x2": drop the details
+        return f"{_normalise(': '.join(first.split(': ', 2)[:2]))}{suffix}"
     if s.kind == "oops":
         head = re.sub(r",? address: .*$", "", first)
         return f"{_normalise(head)}{suffix}"
