@@ -114,8 +114,8 @@ CCACHE_DIR=~/.cache/kpipe/ccache CCACHE_BASEDIR=/work/scratch/boot/linux CCACHE_
 
 (`/work/scratch/boot/build-lkdtm` is a symlink to that O= directory; inside the source tree,
 so the compiler sees the same relative paths as the base build and ccache hits: 1,519 s on
-the loaded 2-core host; ccache counted 94 % hits, counters shared with concurrent builds.) The only difference from the base .config is
-`CONFIG_LKDTM=y`.
+the loaded 2-core host; ccache counted 94 % hits, counters shared with concurrent builds.)
+The only difference from the base .config is `CONFIG_LKDTM=y`.
 
 The exact commands, per sample (the vng command line, then the guest programs it ran; the
 same text is in `<sample>.command.txt`):
