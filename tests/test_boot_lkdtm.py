@@ -32,6 +32,8 @@ from pipeline.boot import BootSettings
 from pipeline.bootstep import boot_and_test
 from pipeline.paths import VIRTME_TESTS_DIR
 
+pytestmark = pytest.mark.e2e  # boots the LKDTM kernel
+
 LKDTM_BUILD = Path("/work/scratch/boot/build-lkdtm")  # TEMPORARY: the lead moves this fixture
 
 
