@@ -19,7 +19,6 @@ Writes into the results directory (the directory holding PLAN, shared with the h
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import os
@@ -206,11 +205,13 @@ def read_kmsg() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--plan", required=True, type=Path)
-    args = ap.parse_args(argv)
-    plan = json.loads(args.plan.read_text())
-    resdir = args.plan.parent
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != "--plan":  # no argparse: imports cost seconds under TCG
+        print("usage: runner.py --plan PLAN.json", file=sys.stderr)
+        return 2
+    plan_path = Path(argv[1])
+    plan = json.loads(plan_path.read_text())
+    resdir = plan_path.parent
     try:
         Path("/proc/sys/kernel/printk_devkmsg").write_text("on\n")
     except OSError:
