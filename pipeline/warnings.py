@@ -15,7 +15,7 @@ _DIAG = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)? "
                    r"(?P<kind>warning|error): (?P<msg>.*)$")
 _INCLUDED = re.compile(r"^(?:In file included|\s+) from (?P<file>[^:]+):\d+[:,]$")
 _IN_FUNC = re.compile(r"^(?P<file>[^\s:][^:]*): (?:In function|In member function|At top level)")
-_BUILT = re.compile(r"^\s+(?:CC|AS|LD|AR|CPP|HOSTCC|CC \[M\])\s+(?P<obj>\S+)$")
+_BUILT = re.compile(r"^\s+(?:CC|AS|CC \[M\])\s+(?P<obj>\S+\.o)$")
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def rebuilt_units(log: str) -> set[str]:
     for raw in log.splitlines():
         if m := _BUILT.match(raw):
             obj = normalise(m.group("obj"))
-            units.add(re.sub(r"\.(o|s|i|lst)$", ".c", obj))
+            units.add(re.sub(r"\.o$", ".c", obj))
     return units
 
 
