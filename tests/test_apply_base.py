@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -145,8 +146,9 @@ def test_base_fetched_from_remote(sparse_worktree: Path, kernel_tree, tmp_path: 
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     (remote / "objects" / "info" / "alternates").write_text(
         str(kernel_tree.path / "objects") + "\n")
+    # A fresh commit each time: an earlier test run fetched (and kept) its own one.
     new_base = git(remote, "commit-tree", f"{kernel_tree.head}^{{tree}}", "-p", kernel_tree.head,
-                   "-m", "only on the remote")
+                   "-m", f"only on the remote ({uuid.uuid4()})")
     git(remote, "update-ref", "refs/heads/next", new_base)
     assert base.resolve(kernel_tree.path, new_base) is None
     lser = _Series(_series_mbox(sparse_worktree, tmp_path / "d", None), tmp_path).lser
