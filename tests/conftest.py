@@ -124,14 +124,30 @@ def _step_kernel(proc: subprocess.CompletedProcess, reports: Path, index: int) -
 
 
 @pytest.fixture(scope="session")
-def base_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
-                tmp_path_factory: pytest.TempPathFactory) -> Kernel:
-    """The imported 6.12.117 tree built with the default config (step 0 of a small run)."""
-    from series_factory import one_patch_series
+def mixed_run(kernel_tree: tree.TreeInfo, shared_reports: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`kpipe run --no-boot` of the five-patch series of series_factory.mixed_series."""
+    import json
 
-    series = one_patch_series(kernel_tree.path, kernel_tree.head,
-                              tmp_path_factory.mktemp("base-kernel") / "series", "base-kernel")
-    return _step_kernel(kpipe_run([str(series)], shared_reports), shared_reports, 0)
+    from series_factory import mixed_series
+
+    series = mixed_series(kernel_tree.path, kernel_tree.head,
+                          tmp_path_factory.mktemp("e2e") / "series")
+    proc = kpipe_run([str(series)], shared_reports)
+    try:
+        rec = json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"kpipe run printed no record (exit {proc.returncode}):\n"
+                    f"{proc.stderr[-3000:]}")
+    run_dir = shared_reports / "runs" / rec["run_id"]
+    return {"proc": proc, "run_dir": run_dir, "record": rec, "series": series,
+            "reports": shared_reports}
+
+
+@pytest.fixture(scope="session")
+def base_kernel(mixed_run: dict) -> Kernel:
+    """The imported 6.12.117 tree built with the default config: step 0 of the mixed run."""
+    return _step_kernel(mixed_run["proc"], mixed_run["reports"], 0)
 
 
 @pytest.fixture(scope="session")

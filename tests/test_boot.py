@@ -196,22 +196,6 @@ def _qemu_pids(out: Path) -> set[int]:
 
 
 # --- real kernel -------------------------------------------------------------------------
-BASE_DIR = Path("/work/scratch/kernels/base")  # TEMPORARY: the lead moves this to conftest.py
-
-
-@pytest.fixture(scope="session")
-def base_kernel():  # TEMPORARY development fixture; the lead puts `base_kernel` in conftest.py
-    from types import SimpleNamespace
-
-    k = SimpleNamespace(bzimage=BASE_DIR / "bzImage", system_map=BASE_DIR / "System.map",
-                        config=BASE_DIR / ".config",
-                        localversion=(BASE_DIR / "LOCALVERSION").read_text().strip()
-                        if (BASE_DIR / "LOCALVERSION").is_file() else "")
-    if not k.bzimage.is_file():
-        pytest.fail(f"base kernel not built: {k.bzimage} missing")  # an error, never a pass
-    return k
-
-
 @pytest.mark.e2e  # boots the real base kernel
 def test_smoke_on_the_base_kernel(base_kernel, tmp_path):
     from pipeline.bootstep import boot_and_test

@@ -23,7 +23,6 @@ from __future__ import annotations
 import subprocess
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,26 +32,6 @@ from pipeline.bootstep import boot_and_test
 from pipeline.paths import VIRTME_TESTS_DIR
 
 pytestmark = pytest.mark.e2e  # boots the LKDTM kernel
-
-LKDTM_BUILD = Path("/work/scratch/boot/build-lkdtm")  # TEMPORARY: the lead moves this fixture
-
-
-@dataclass
-class Kernel:
-    bzimage: Path
-    system_map: Path
-    config: Path
-    localversion: str
-
-
-@pytest.fixture(scope="session")
-def lkdtm_kernel() -> Kernel:  # TEMPORARY development fixture; the lead puts it in conftest.py
-    k = Kernel(LKDTM_BUILD / "arch/x86/boot/bzImage", LKDTM_BUILD / "System.map",
-               LKDTM_BUILD / ".config", "-lkdtm")
-    if not k.bzimage.is_file():
-        pytest.fail(f"LKDTM kernel not built: {k.bzimage} missing")  # an error, never a pass
-    return k
-
 
 PROGRAM = textwrap.dedent("""\
     #!/bin/sh
@@ -92,7 +71,7 @@ def qemu_pids(out: Path) -> set[int]:
     return {int(p) for p in res.stdout.split()}
 
 
-def run(k: Kernel, suites: list[str], out: Path, root: Path | None, **kw) -> dict:
+def run(k, suites: list[str], out: Path, root: Path | None, **kw) -> dict:
     settings = BootSettings(**{"run_margin": 20.0, **kw})
     res = boot_and_test(k.bzimage, k.system_map, k.config, k.localversion, suites, out,
                         settings, suites_root=root)
