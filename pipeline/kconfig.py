@@ -26,6 +26,10 @@ class KconfigError(Exception):
     """A config cannot be produced (unknown config name, unreadable fragment, make failed)."""
 
 
+class KconfigToolError(Exception):
+    """The tree's Kconfig cannot be evaluated on this machine (a tool it runs is missing)."""
+
+
 class Kconfig612(kconfiglib.Kconfig):
     """kconfiglib 14.1 with the one change Linux 6.12's Kconfig needs.
 
@@ -130,6 +134,8 @@ def _load_kconfig(worktree: Path) -> Kconfig612:
     try:
         os.chdir(worktree)
         return Kconfig612("Kconfig", warn=False)
+    except kconfiglib.KconfigError as exc:
+        raise KconfigToolError(f"cannot evaluate the tree's Kconfig: {exc}") from exc
     finally:
         os.chdir(cwd)
         os.environ.clear()

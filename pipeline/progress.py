@@ -14,7 +14,8 @@ from rich.console import Console
 
 class Progress:
     def __init__(self, quiet: bool = False) -> None:
-        self.console = Console(stderr=True, highlight=False)
+        # soft_wrap: long paths and messages stay on one line in logs and CI output
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self._last = 0.0
         self._label = ""

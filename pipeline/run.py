@@ -63,7 +63,7 @@ def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
         _fail(rec, "bad-input", 2, str(exc), progress)
     except FileNotFoundError as exc:
         _fail(rec, "infra-error", 3, f"tool or file missing: {exc.filename or exc}", progress)
-    except (InfraError, WorktreeError, tree.TreeError) as exc:
+    except (InfraError, WorktreeError, tree.TreeError, kconfig.KconfigToolError) as exc:
         _fail(rec, "infra-error", 3, str(exc), progress)
     except OSError as exc:
         if exc.errno != errno.ENOSPC:

@@ -35,7 +35,9 @@ def add(tree: Path, commit: str, name: str) -> Path:
 
 def remove(tree: Path, path: Path) -> None:
     # rm -rf is several times faster than shutil.rmtree on a 1.5 GB tree plus its O= dirs.
-    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+    rm = shutil.which("rm")
+    if rm:
+        subprocess.run([rm, "-rf", "--one-file-system", str(path)], check=False)
     shutil.rmtree(path, ignore_errors=True)
     with locked("tree-worktrees"):
         subprocess.run(["git", "-C", str(tree), "worktree", "prune"], capture_output=True)
