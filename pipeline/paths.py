@@ -42,25 +42,23 @@ def default_tree_dir() -> Path:
     return cache_dir() / "tree.git"
 
 
-def ccache_dir() -> Path:
-    path = cache_dir() / "ccache"
+def _cache_subdir(name: str) -> Path:
+    path = cache_dir() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def ccache_dir() -> Path:
+    return _cache_subdir("ccache")
 
 
 def worktrees_dir() -> Path:
-    path = cache_dir() / "worktrees"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _cache_subdir("worktrees")
 
 
 def build_dirs() -> Path:
-    path = cache_dir() / "build"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _cache_subdir("build")
 
 
 def locks_dir() -> Path:
-    path = cache_dir() / "locks"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _cache_subdir("locks")

@@ -14,17 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import git
+from series_factory import _edit
 
 from pipeline import apply, base, series
 
 SCSI = "drivers/vhost/scsi.c"
-
-
-def _edit(wt: Path, rel: str, old: str, new: str) -> None:
-    path = wt / rel
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {rel}"
-    path.write_text(text.replace(old, new, 1))
 
 
 def _commit(wt: Path, message: str) -> str:
