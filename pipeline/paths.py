@@ -1,7 +1,8 @@
 """Where kpipe keeps things on disk.
 
 Reads the environment (KPIPE_CACHE, KPIPE_REPORTS) and the project layout; writes nothing.
-The cache holds the imported kernel tree, ccache, worktrees and O= build directories; the
+The cache holds the imported kernel tree, ccache and run worktrees (with their O= build
+directories inside); the
 reports directory holds one directory per run.
 """
 
@@ -54,10 +55,6 @@ def ccache_dir() -> Path:
 
 def worktrees_dir() -> Path:
     return _cache_subdir("worktrees")
-
-
-def build_dirs() -> Path:
-    return _cache_subdir("build")
 
 
 def locks_dir() -> Path:
