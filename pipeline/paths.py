@@ -2,8 +2,7 @@
 
 Reads the environment (KPIPE_CACHE, KPIPE_REPORTS) and the project layout; writes nothing.
 The cache holds the imported kernel tree, ccache and run worktrees (with their O= build
-directories inside); the
-reports directory holds one directory per run.
+directories inside); the reports directory holds one directory per run.
 """
 
 from __future__ import annotations
