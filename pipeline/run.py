@@ -165,7 +165,7 @@ def _plan(opts: RunOptions, tree_path: Path, base_commit: str,
     for name in opts.configs:
         spec = kconfig.load_spec(name, opts.fragments)
         spec_hash = kconfig.spec_hash(spec, read_tree_file)
-        extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config": name}
+        extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config_name": name}
         keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
                 for k in range(len(patch_files) + 1)]
         plan[name] = ConfigPlan(spec, spec_hash, keys)

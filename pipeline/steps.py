@@ -19,8 +19,8 @@ from pipeline.record import kpipe_version
 
 
 def step_key(base_commit: str, patch_ids: list[str], config_hash: str, extra: dict) -> str:
-    payload = {"base": base_commit, "patches": patch_ids, "config": config_hash,
-               "kpipe": kpipe_version(), **extra}
+    payload = {**extra, "base": base_commit, "patches": patch_ids, "config_hash": config_hash,
+               "kpipe": kpipe_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
