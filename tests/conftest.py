@@ -106,14 +106,19 @@ def kpipe_run(args: list[str], reports: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env)
 
 
-def _step_kernel(proc: subprocess.CompletedProcess, reports: Path, index: int) -> Kernel:
+def printed_record(proc: subprocess.CompletedProcess) -> dict:
+    """The record `kpipe run --json` printed; a run that printed none fails the test."""
     import json
 
     try:
-        rec = json.loads(proc.stdout)
+        return json.loads(proc.stdout)
     except ValueError:
         pytest.fail(f"kpipe run printed no record (exit {proc.returncode}):\n"
                     f"{proc.stderr[-3000:]}")
+
+
+def _step_kernel(proc: subprocess.CompletedProcess, reports: Path, index: int) -> Kernel:
+    rec = printed_record(proc)
     run_dir = reports / "runs" / rec["run_id"]
     step = next(s for s in rec["steps"] if s["index"] == index)
     if step["build"]["status"] != "pass":
@@ -127,18 +132,12 @@ def _step_kernel(proc: subprocess.CompletedProcess, reports: Path, index: int) -
 def mixed_run(kernel_tree: tree.TreeInfo, shared_reports: Path,
               tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`kpipe run --no-boot` of the five-patch series of series_factory.mixed_series."""
-    import json
-
     from series_factory import mixed_series
 
     series = mixed_series(kernel_tree.path, kernel_tree.head,
                           tmp_path_factory.mktemp("e2e") / "series")
     proc = kpipe_run([str(series)], shared_reports)
-    try:
-        rec = json.loads(proc.stdout)
-    except ValueError:
-        pytest.fail(f"kpipe run printed no record (exit {proc.returncode}):\n"
-                    f"{proc.stderr[-3000:]}")
+    rec = printed_record(proc)
     run_dir = shared_reports / "runs" / rec["run_id"]
     return {"proc": proc, "run_dir": run_dir, "record": rec, "series": series,
             "reports": shared_reports}
