@@ -131,8 +131,15 @@ def gather(arg: str, workdir: Path, lore: str | None = None) -> tuple[Path, str]
     raw = workdir / "input.mbox"
     path = Path(arg)
     if path.is_dir():
-        if all((path / sub).is_dir() for sub in ("cur", "new", "tmp")):
-            box = mailbox.Maildir(str(path), factory=None, create=False)
+        if any((path / sub).is_dir() for sub in ("cur", "new")):
+            # git and many copy tools drop a maildir's empty new/ or tmp/; read a copy that has
+            # all three so mailbox.Maildir accepts it, without touching the user's directory.
+            view = workdir / "maildir"
+            shutil.rmtree(view, ignore_errors=True)
+            shutil.copytree(path, view, symlinks=False)
+            for sub in ("cur", "new", "tmp"):
+                (view / sub).mkdir(exist_ok=True)
+            box = mailbox.Maildir(str(view), factory=None, create=False)
             with open(raw, "wb") as fh:
                 for key in sorted(box.keys()):
                     fh.write(b"From kpipe@localhost Thu Jan  1 00:00:00 1970\n")
