@@ -28,6 +28,8 @@ STAMP_RE = re.compile(r"^\s*(?:<\d+>)?\[\s*\d+\.\d+\]\s?(?:\[\s*[TC]\d+\]\s?)?")
 MARKER_RE = re.compile(
     r"kpipe: (?:case (\S+)/(\d+) start prog=(\S+)|program \S+ |runner |kmemleak)")
 END_RE = re.compile(r"^---\[ end ")
+# A lockdep lock line: `ffff888003ca35c0 (&tpg->tv_tpg_mutex){+.+.}-{3:3}, at: fn+0x44d/0x8e0`
+LOCK_RE = re.compile(r"\(([^(){}\s]+)\)\{[^}]*\}(?:-\{[^}]*\})?, at: ([A-Za-z_][\w.]*)\+0x")
 ADDR_RE = re.compile(r"\b(?:0x)?(ffffffff[89a-f][0-9a-f]{7})\b(?!>?\]?\s*[\w.]+\+0x)")
 FRAME_RE = re.compile(
     r"^\s*(?:\? )?(?:\[<[0-9a-f]+>\] )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
@@ -228,6 +230,29 @@ def _normalise(text: str) -> str:
     return NUM_RE.sub("N", text).strip()
 
 
+def _lock_after(lines: list[str], heading: str) -> re.Match | None:
+    """The lock line that follows `heading` in a lockdep report."""
+    for i, line in enumerate(lines[:-1]):
+        if line.strip().endswith(heading):
+            return next((m for nxt in lines[i + 1:i + 3] if (m := LOCK_RE.search(nxt))), None)
+    return None
+
+
+def _lockdep_title(text: str, lines: list[str]) -> str | None:
+    """`<report>: <held lock> -> <wanted lock> in <function taking it>` for reports that name
+    the lock a task holds and the one it is trying to take (circular or recursive locking);
+    lock classes lose their `#N` instance numbers, which depend on boot order."""
+    wanted = _lock_after(lines, "is trying to acquire lock:")
+    held = _lock_after(lines, "but task is already holding lock:")
+    if not (wanted and held):
+        return None
+    return f"{text}: {_lock_class(held)} -> {_lock_class(wanted)} in {wanted.group(2)}"
+
+
+def _lock_class(m: re.Match) -> str:
+    return re.sub(r"#\d+$", "", m.group(1))
+
+
 def title(s: Splat) -> str:
     """A stable one-line title (syzkaller style: no PIDs, addresses or line numbers)."""
     first = s.lines[0].strip()
@@ -254,7 +279,7 @@ def title(s: Splat) -> str:
         return f"UBSAN: {m.group(1) if m else '?'}{suffix}"
     if s.kind == "lockdep":
         text = re.sub(r"^(WARNING|BUG): ", "", first).rstrip("!. ")
-        return f"{text}{suffix}"
+        return _lockdep_title(text, s.lines) or f"{text}{suffix}"
     if s.kind == "hung-task":
         return f"INFO: task hung{suffix}"
     if s.kind == "rcu-stall":
