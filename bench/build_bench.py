@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def ccache_stats(cache: Path) -> str:
 
 def kpipe_run(series: str, cache: Path, reports: Path, tree_dir: Path, *extra: str) -> dict:
     env = dict(os.environ, KPIPE_CACHE=str(cache), KPIPE_REPORTS=str(reports))
-    start = time.monotonic()
+    start, cpu0, load0 = time.monotonic(), _children_cpu(), os.getloadavg()[0]
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", series, "--tree",
                            str(tree_dir), "--json", "--no-boot", *extra],
                           capture_output=True, text=True,
@@ -47,12 +48,25 @@ def kpipe_run(series: str, cache: Path, reports: Path, tree_dir: Path, *extra: s
         rec = json.loads(proc.stdout)
     except ValueError:
         sys.exit(f"kpipe run failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    rec["_wall"] = wall
+    rec["_wall"], rec["_cpu"], rec["_load"] = wall, _children_cpu() - cpu0, (load0,
+                                                                          os.getloadavg()[0])
     return rec
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child so far (make, gcc, ccache, git).
+
+    The machine this runs on is often shared; CPU seconds divided by the CPU count is what the
+    same work would take on an idle machine of that size (a lower bound: linking is serial)."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
 def report(label: str, rec: dict, cache: Path) -> None:
-    print(f"\n== {label}: {rec['_wall']:.0f} s wall, run {rec['run_id']}, exit {rec['exit_code']}")
+    ncpu = os.cpu_count() or 1
+    print(f"\n== {label}: {rec['_wall']:.0f} s wall, {rec['_cpu']:.0f} CPU s "
+          f"(= {rec['_cpu'] / ncpu:.0f} s on {ncpu} idle CPUs), load {rec['_load'][0]:.1f} -> "
+          f"{rec['_load'][1]:.1f}, run {rec['run_id']}, exit {rec['exit_code']}")
     for step in rec["steps"]:
         name = "base" if step["index"] == 0 else f"patch {step['index']}"
         reused = f" (reused from {step['reused_from']})" if step["reused_from"] else ""
