@@ -10,7 +10,7 @@ run:
 
 test: setup
 	.venv/bin/ruff check .
-	.venv/bin/pytest -ra
+	.venv/bin/pytest -ra --durations=25
 
 lint:
 	.venv/bin/ruff check .
