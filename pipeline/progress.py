@@ -2,7 +2,8 @@
 
 Reads nothing; writes to stderr through rich (stdout is kept for --json). Long stages show
 which step and which file they are on; failures say which patch, which stage, and where the log
-is.
+is. Text from mails, logs and compilers is escaped, so `[default]` or `[-Wunused]` print as
+they are, not as markup.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
+from rich.markup import escape
 
 
 class Progress:
@@ -23,17 +25,17 @@ class Progress:
     def stage(self, name: str, text: str) -> None:
         self._label = f"{name}: {text}"
         if not self.quiet:
-            self.console.print(f"[bold cyan]{name:>7}[/] {text}")
+            self.console.print(f"[bold cyan]{name:>7}[/] {escape(text)}")
 
     def info(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(f"        {text}")
+            self.console.print(f"        {escape(text)}")
 
     def warn(self, text: str) -> None:
-        self.console.print(f"[yellow]warning[/] {text}")
+        self.console.print(f"[yellow]warning[/] {escape(text)}")
 
     def error(self, text: str) -> None:
-        self.console.print(f"[bold red]  error[/] {text}")
+        self.console.print(f"[bold red]  error[/] {escape(text)}")
 
     def build_unit(self, unit: str, count: int) -> None:
         """Called per compiled file; prints at most every 5 s so logs stay small."""
@@ -41,7 +43,7 @@ class Progress:
         if self.quiet or now - self._last < 5:
             return
         self._last = now
-        self.console.print(f"        {count} files compiled, now {unit}")
+        self.console.print(f"        {count} files compiled, now {escape(unit)}")
 
     def build_done(self, k: int, build: dict) -> None:
         status = build["status"]
