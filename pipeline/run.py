@@ -130,7 +130,7 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
 
     patch_files = apply.split_mbox(run_dir / ser.mbox, run_dir / "series" / "patches")
     plan = _plan(opts, info.path, chosen["commit"], patch_files)
-    if not opts.no_cache and _reuse_everything(plan, rec, run_dir, progress):
+    if _reuse_everything(opts, plan, rec, run_dir, progress):
         return
     with worktree(info.path, chosen["commit"], f"run-{rec['run_id']}") as wt:
         t0 = time.monotonic()
@@ -143,11 +143,13 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
 
 @dataclass
 class ConfigPlan:
-    """One config's walk over the steps: its spec, hash and each step's reuse key."""
+    """One config's walk over the steps: its spec, hash and each step's reuse keys (whole
+    result, build alone)."""
 
     spec: kconfig.ConfigSpec
     hash: str
     keys: list[str]
+    build_keys: list[str]
 
 
 def _plan(opts: RunOptions, tree_path: Path, base_commit: str,
@@ -168,7 +170,9 @@ def _plan(opts: RunOptions, tree_path: Path, base_commit: str,
         extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config_name": name}
         keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
                 for k in range(len(patch_files) + 1)]
-        plan[name] = ConfigPlan(spec, spec_hash, keys)
+        build_keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, {"config_name": name})
+                      for k in range(len(patch_files) + 1)]
+        plan[name] = ConfigPlan(spec, spec_hash, keys, build_keys)
     return plan
 
 
@@ -180,22 +184,61 @@ def _suite_names(opts: RunOptions) -> list[str]:
     return opts.suites or suitemod.chosen_suites()
 
 
-def _reuse_everything(plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
+def _reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
                       progress: Progress) -> bool:
-    """When every step of every config was done before, link them all: no checkout, no make."""
-    found = {name: [steps.find_reusable(key, rec["run_id"]) for key in cp.keys]
+    """When every step of every config was done before, or at least built before (then it is
+    booted here), link them all: no checkout, no make."""
+    found = {name: [_reusable(opts, cp, k, rec["run_id"]) for k in range(len(cp.keys))]
              for name, cp in plan.items()}
     if not all(all(f is not None for f in seq) for seq in found.values()):
         return False
     for name, seq in found.items():
-        for k, (src_run, src_step) in enumerate(seq):
+        cp = plan[name]
+        for k, (whole, src_run, src_step) in enumerate(seq):
             step_rel = f"steps/{name}/{k}"
-            rec["steps"].append(steps.link_step_files(src_run, src_step, run_dir / step_rel,
-                                                      step_rel))
-        rec["configs"].append(steps.config_record(seq[0][0], name))
-        progress.info(f"config {name}: all {len(seq)} steps reused from earlier runs")
+            if whole:
+                rec["steps"].append(steps.link_step_files(src_run, src_step,
+                                                          run_dir / step_rel, step_rel))
+                continue
+            fresh = {**src_step, "key": cp.keys[k], "build_key": cp.build_keys[k],
+                     "reused_from": None, "dir": step_rel, "tests": [], "splats": [],
+                     "boot": {"status": "not-run"}}
+            step = _reuse_build((src_run, src_step), fresh, run_dir / step_rel, step_rel)
+            rec["steps"].append(step)
+            progress.info(f"step {k} [{name}]: build reused from run "
+                          f"{step['build_reused_from']}; booting it")
+            _boot_step(opts, rec, step, run_dir, progress)
+        rec["configs"].append(steps.config_record(seq[0][1], name))
+        booted = sum(not whole for whole, _, _ in seq)
+        progress.info(f"config {name}: all {len(seq)} steps reused from earlier runs"
+                      + (f" ({booted} built there, booted here)" if booted else ""))
     record.write(run_dir, rec)
     return True
+
+
+def _reusable(opts: RunOptions, cp: ConfigPlan, k: int,
+              run_id: str) -> tuple[bool, str, dict] | None:
+    """(whole step?, run, step) of an earlier run this step can reuse, or None."""
+    if opts.no_cache:
+        return None
+    if found := steps.find_reusable(cp.keys[k], run_id):
+        return True, *found
+    if not opts.boot:
+        return None
+    found = steps.find_reusable(cp.build_keys[k], run_id, "build_key")
+    if found and found[1]["build"]["status"] == "pass":
+        return False, *found
+    return None
+
+
+def _boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
+               progress: Progress) -> None:
+    """Boot one built step, with the record saying so while it runs."""
+    rec["current"] = {"step": step["index"], "config": step["config"], "stage": "boot"}
+    record.write(run_dir, rec)
+    _boot(opts, rec, step, run_dir / step["dir"], step["dir"], progress)
+    rec.pop("current", None)
+    record.write(run_dir, rec)
 
 
 def _apply_all(wt: Path, patch_files: list[Path], run_dir: Path, base_commit: str,
@@ -262,14 +305,21 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Co
                 step[stage] = {"status": "blocked", "config": config_name}
             record.write(run_dir, rec)
             continue
-        step["key"] = cplan.keys[k]
-        found = None if opts.no_cache else steps.find_reusable(step["key"], rec["run_id"])
-        if found:
-            reused = steps.link_step_files(found[0], found[1], step_dir, step_rel)
+        step["key"], step["build_key"] = cplan.keys[k], cplan.build_keys[k]
+        found = _reusable(opts, cplan, k, rec["run_id"])
+        if found and found[0]:
+            reused = steps.link_step_files(found[1], found[2], step_dir, step_rel)
             rec["steps"][-1] = reused
             previous = _load_warnings(step_dir)
             progress.info(f"step {k} [{config_name}]: reused from run {reused['reused_from']}")
             record.write(run_dir, rec)
+            continue
+        if found:
+            step = rec["steps"][-1] = _reuse_build(found[1:], step, step_dir, step_rel)
+            previous = _load_warnings(step_dir)
+            progress.info(f"step {k} [{config_name}]: build reused from run "
+                          f"{step['build_reused_from']}; booting it")
+            _boot_step(opts, rec, step, run_dir, progress)
             continue
         _checkout(wt, step_in["commit"])
         if k > 0 and _touches_kconfig(patch_files[k - 1]):
@@ -288,13 +338,23 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Co
             record.write(run_dir, rec)
             raise OSError(errno.ENOSPC, "No space left on device during the build",
                           str(step_dir / "build.log"))
-        if opts.boot and step["build"]["status"] == "pass":
-            rec["current"] = {"step": k, "config": config_name, "stage": "boot"}
-            record.write(run_dir, rec)
-            _boot(opts, rec, step, step_dir, step_rel, progress)
         rec.pop("current", None)
+        if opts.boot and step["build"]["status"] == "pass":
+            _boot_step(opts, rec, step, run_dir, progress)
         record.write(run_dir, rec)
     _stage(rec, f"build:{config_name}", t_build)
+
+
+def _reuse_build(found: tuple[str, dict], step: dict, step_dir: Path, step_rel: str) -> dict:
+    """This step with an earlier run's build (artifacts, log, warnings) linked in; boot,
+    tests and splats stay to be done."""
+    src_run, src_step = found
+    linked = steps.link_step_files(src_run, src_step, step_dir, step_rel, build_only=True)
+    origin = src_step.get("build_reused_from") or linked["reused_from"]
+    reused = {**step, "build": linked["build"], "build_reused_from": origin}
+    if "config_recheck" in linked:
+        reused["config_recheck"] = linked["config_recheck"]
+    return reused
 
 
 def _new_step(k: int, config: str, step_in: dict, step_rel: str, localversion: str) -> dict:

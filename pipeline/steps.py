@@ -3,7 +3,9 @@
 Reads earlier runs' results.json under reports/runs/; writes hard links to the artifacts and
 logs of a reused step into the new run's step directory. A step's key hashes everything its
 result depends on (tree commit, the patch ids up to it, the config, suite files, kpipe's
-version, the boot settings), so an unchanged step is reused and a changed one rebuilt.
+version, the boot settings), so an unchanged step is reused and a changed one rebuilt. A second,
+build-only key lets a run that boots reuse the build of a `--no-boot` run (or one whose suites
+changed) and boot it anew.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pipeline.record import kpipe_version
 
 
 def step_key(base_commit: str, patch_ids: list[str], config_hash: str, extra: dict) -> str:
+    """The reuse key; `extra` holds what else the result depends on (boot settings, suites)."""
     payload = {**extra, "base": base_commit, "patches": patch_ids, "config_hash": config_hash,
                "kpipe": kpipe_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
@@ -36,8 +39,9 @@ def suite_hashes(suite_dirs: list[Path]) -> dict[str, str]:
     return out
 
 
-def find_reusable(key: str, exclude_run: str) -> tuple[str, dict] | None:
-    """The newest earlier step with this key whose result is not an infrastructure error."""
+def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, dict] | None:
+    """The newest earlier step whose `field` ("key", or "build_key" for its build alone) is
+    `key` and whose result is not an infrastructure error."""
     runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
     for run in runs:
         if run.name == exclude_run:
@@ -47,22 +51,26 @@ def find_reusable(key: str, exclude_run: str) -> tuple[str, dict] | None:
         except (OSError, ValueError):
             continue
         for step in record.get("steps", []):
-            if step.get("key") != key:
+            if step.get(field) != key:
                 continue
             if step["build"]["status"] in ("error", "not-run", "blocked"):
                 continue
-            if step["boot"]["status"] == "error":
+            if field == "key" and step["boot"]["status"] == "error":
                 continue
             return run.name, step
     return None
 
 
-def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str) -> dict:
-    """Hard-link (or copy) an earlier step's files into this run; return the adjusted step."""
+def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str,
+                    build_only: bool = False) -> dict:
+    """Hard-link (or copy) an earlier step's files into this run; return the adjusted step.
+    With build_only, the step's boot/ directory (consoles, test logs) is left behind."""
     src_dir = paths.runs_dir() / src_run / step["dir"]
     dst_step_dir.mkdir(parents=True, exist_ok=True)
     for path in src_dir.rglob("*"):
         if not path.is_file():
+            continue
+        if build_only and path.relative_to(src_dir).parts[0] == "boot":
             continue
         target = dst_step_dir / path.relative_to(src_dir)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,9 @@ DEBUG_OPTIONS = ("CONFIG_PROVE_LOCKING=y", "CONFIG_DEBUG_KMEMLEAK=y")
 
 
 @pytest.fixture(scope="session")
-def default_run(kernel_tree, shared_reports: Path) -> dict:
+def default_run(kernel_tree, shared_reports: Path, mixed_run: dict) -> dict:
+    """`kpipe run` with no arguments, after the --no-boot mixed run in the same reports dir
+    (whose base step it reuses the build of, and boots)."""
     env = dict(os.environ, KPIPE_REPORTS=str(shared_reports))
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--json"],
                           capture_output=True, text=True, env=env)
@@ -60,6 +62,16 @@ def test_every_step_applies_builds_and_boots_cleanly(default_run: dict) -> None:
         assert allowed <= {PREEXISTING_LOCKDEP}, allowed
         smoke = [t for t in step["tests"] if t["suite"] == "smoke"]
         assert smoke and all(t["status"] == "pass" for t in smoke), smoke
+
+
+def test_the_base_build_of_a_no_boot_run_is_reused_and_booted(default_run: dict,
+                                                               mixed_run: dict) -> None:
+    base = default_run["record"]["steps"][0]
+    assert base["build_reused_from"] == mixed_run["record"]["run_id"]
+    assert base["reused_from"] is None
+    assert base["boot"]["status"] == "pass" and base["tests"]
+    for step in default_run["record"]["steps"][1:]:
+        assert step.get("build_reused_from") is None, step["index"]
 
 
 def test_every_step_runs_with_lockdep_and_kmemleak(default_run: dict) -> None:
