@@ -1,4 +1,4 @@
-"""The `kpipe` command: run, fetch, tree, doctor.
+"""The `kpipe` command: run, fetch, tree, doctor, report, serve.
 
 Reads the command line; prints progress on stderr and results on stdout (`--json` for
 machines). Exit codes follow DESIGN.md: 0 good, 1 bad verdict, 2 bad input, 3 infrastructure
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from pipeline import doctor, paths, series, tree
 from pipeline.progress import Progress
+from pipeline.report import render as report_render
 from pipeline.run import RunOptions, run
 
 
@@ -68,6 +69,16 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--tarball", type=Path, default=paths.DEBIAN_TARBALL)
     t.add_argument("--json", action="store_true")
 
+    rp = sub.add_parser("report", help="render a run's reports from its results.json")
+    rp.add_argument("run", help="run directory, or run id under $KPIPE_REPORTS/runs")
+    rp.add_argument("--format", default="html", choices=report_render.FORMATS,
+                    help="html (report.html in the run dir), mail, markdown, junit, kcidb "
+                         "(to stdout unless -o), or all (every file into the run dir)")
+    rp.add_argument("-o", "--output", type=Path, help="write here instead")
+
+    sv = sub.add_parser("serve", help="serve the viewer over $KPIPE_REPORTS on 127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+
     d = sub.add_parser("doctor", help="check tools, kernel source, disk and KVM")
     d.add_argument("--no-accel", action="store_true", help="skip the accelerator probe")
     d.add_argument("--json", action="store_true")
@@ -78,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    return {"run": cmd_run, "fetch": cmd_fetch, "tree": cmd_tree, "doctor": cmd_doctor}[
-        args.cmd](args, argv)
+    return {"run": cmd_run, "fetch": cmd_fetch, "tree": cmd_tree, "doctor": cmd_doctor,
+            "report": cmd_report, "serve": cmd_serve}[args.cmd](args, argv)
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -164,6 +175,45 @@ def cmd_doctor(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"{mark:7} {c['name']:20} {c['detail']}"
                   + ("" if c["ok"] else f"\n        fix: {c['fix']}"))
     return 0 if all(c["ok"] for c in results) else 3
+
+
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
+    try:
+        run_dir = report_render.find_run(args.run)
+        if args.format == "all":
+            written = report_render.write_all(run_dir)
+            if args.output:
+                Progress().warn("-o is ignored with --format all (files go into the run dir)")
+            for path in written:
+                print(path)
+            return 0
+        text = report_render.render_format(run_dir, args.format)
+    except report_render.ReportError as exc:
+        Progress().error(str(exc))
+        return 2
+    if args.format == "html" or args.output:
+        target = args.output or run_dir / report_render.FILES["html"]
+        target.write_text(text)
+        print(target)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from pipeline.report import serve
+
+    reports = paths.reports_dir()
+    server = serve.make_server(reports, args.port)
+    host, port = server.server_address[:2]
+    print(f"kpipe viewer: http://{host}:{port}/ (serving {reports}; Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 if __name__ == "__main__":

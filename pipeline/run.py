@@ -2,9 +2,11 @@
 
 Reads the series argument, the kernel tree and configs/; writes reports/runs/<run-id>/ with
 results.json (rewritten atomically after every stage and step), the series, and one directory
-per step (steps/<config>/<k>/) holding its logs and artifacts. Returns the exit code of
-DESIGN.md: 0 good, 1 a bad verdict or failing tip, 2 bad input, 3 infrastructure error,
-130 interrupted. The worktree (and the O= directories inside it) is removed on every path.
+per step (steps/<config>/<k>/) holding its logs and artifacts; at the end, report.html (and the
+viewer index of the reports dir), whose failure is reported but changes nothing else.
+Returns the exit code of DESIGN.md: 0 good, 1 a bad verdict or failing tip, 2 bad input,
+3 infrastructure error, 130 interrupted. The worktree (and the O= directories inside it) is
+removed on every path.
 """
 
 from __future__ import annotations
@@ -81,7 +83,20 @@ def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
         except OSError as exc:  # the disk may be full: the last good record stays in place
             progress.error(f"could not write {run_dir / 'results.json'}: {exc}")
             rec["exit_code"] = 3
+    _render_reports(run_dir, progress)
     return rec["exit_code"], run_dir
+
+
+def _render_reports(run_dir: Path, progress: Progress) -> None:
+    """The run's report.html and the viewer index; a failure here never changes the run."""
+    try:
+        from pipeline.report import html, render
+
+        page = html.write_run(run_dir)
+        render.refresh_index(run_dir)
+        progress.info(f"report: {page}")
+    except Exception as exc:  # noqa: BLE001 (any rendering failure is only reported)
+        progress.error(f"could not render the report of {run_dir}: {exc}")
 
 
 def _fail(rec: dict, status: str, code: int, message: str, progress: Progress) -> None:

@@ -2,6 +2,7 @@
 # Sets up a fresh Debian 12 machine for kpipe, idempotently:
 #   - Debian packages (kernel source 6.12.117 where apt has it, build deps, QEMU, virtme-ng's needs)
 #   - a Python virtual environment in .venv with kpipe installed (editable) and its dependencies
+#   - with --test: the test extras and Debian's chromium for the browser tests
 # Usage: scripts/setup.sh [--test]   (--test also installs the test extras)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ APT_PKGS=(
   git make gcc flex bison bc libelf-dev libssl-dev cpio ccache perl python3-venv
   qemu-system-x86 busybox-static kmod udev xz-utils
 )
+# Only for --test: the browser tests drive Debian's chromium with Playwright (no browser download)
+TEST_APT_PKGS=(chromium)
 KERNEL_PKG=linux-source-6.12
 KERNEL_WANT=6.12.117-1~deb12u1
 
@@ -20,7 +23,9 @@ SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
 missing=()
-for p in "${APT_PKGS[@]}" "$KERNEL_PKG"; do
+wanted=("${APT_PKGS[@]}" "$KERNEL_PKG")
+[ $want_test -eq 1 ] && wanted+=("${TEST_APT_PKGS[@]}")
+for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
