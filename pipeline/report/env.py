@@ -30,7 +30,9 @@ def environment() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
         finalize=_finalize,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(md=md_escape, one_line=one_line, short=model.short)
+    env.filters.update(md=md_escape, one_line=one_line, short=model.short,
+                       suite_of=lambda key: key.split("/", 1)[0])
+    env.tests.update(in_suite=lambda key, suite: key.split("/", 1)[0] == suite)
     env.globals.update(step_label=model.step_label, outcome=model.outcome,
                        test_cell=model.test_cell)
     return env

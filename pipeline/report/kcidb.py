@@ -47,8 +47,7 @@ def _checkout(rec: dict, step: dict) -> dict:
     if base:
         out["git_commit_hash"] = base["commit"]
         out["tree_name"] = clean(base["tree"]["describe"])
-    patch = _patch(rec, k)
-    msgid = (patch or {}).get("msgid") or (rec.get("series") or {}).get("msgid")
+    msgid = (_patch(rec, k) or {}).get("msgid")  # the base checkout has no patch message
     if msgid and "@" in msgid:
         out["message_id"] = clean(msgid)
     return out
