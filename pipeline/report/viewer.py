@@ -73,12 +73,11 @@ def pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
 
 def verdict_summary(rec: dict) -> list[str]:
     """`fixed-by patch 3, 4, 5`-style lines, one per verdict kind."""
-    steps: dict[str, list[str]] = {}
+    steps: dict[str, set[int]] = {}
     for v in rec["verdicts"]:
-        label = model.step_label(v["step"])
-        if label not in steps.setdefault(v["kind"], []):
-            steps[v["kind"]].append(label)
-    return [f"{kind} {', '.join(labels)}" for kind, labels in steps.items()]
+        steps.setdefault(v["kind"], set()).add(v["step"])
+    return [f"{kind} {', '.join(model.step_label(k) for k in sorted(found))}"
+            for kind, found in steps.items()]
 
 
 def render_index(runs: list[Run]) -> str:
@@ -109,16 +108,23 @@ def render_compare(a: Run, b: Run) -> str:
 def ensure_run_page(run: Run) -> Path:
     """The run's report.html, rendered again when missing or older than the record."""
     page = run.dir / html.REPORT_FILE
-    record = run.dir / "results.json"
-    if not page.exists() or page.stat().st_mtime < record.stat().st_mtime:
+    if _stale(page, run):
         html.write_run(run.dir, run.rec)
     return page
 
 
+def _stale(page: Path, *runs: Run) -> bool:
+    if not page.exists():
+        return True
+    return any(page.stat().st_mtime < (r.dir / "results.json").stat().st_mtime for r in runs)
+
+
 def write_compare(reports: Path, a: Run, b: Run) -> Path:
+    """The comparison page of two runs, rendered again when missing or older than a record."""
     target = reports / COMPARE_DIR / compare_name(a.id, b.id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _write(target, render_compare(a, b))
+    if _stale(target, a, b):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write(target, render_compare(a, b))
     return target
 
 
