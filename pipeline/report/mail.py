@@ -56,6 +56,7 @@ def render_mail(rec: dict) -> str:
         "mail.txt", rec=rec, series=series, n_patches=n_patches, reporter=reporter(),
         to=one_line(series.get("author", "")),
         name=parseaddr(one_line(series.get("author", "")))[0], headline=summary.headline(rec),
+        subject_tail=summary.mail_subject_tail(rec),
         configs=[(model.config_record(rec, c), columns(summary.step_table(rec, c)),
                   columns([["what", "base", "tip", "first change"]] +
                           [[ch.what, ch.base, ch.tip, model.step_label(ch.first)]

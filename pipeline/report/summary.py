@@ -17,8 +17,9 @@ def bad_verdicts(rec: dict) -> list[dict]:
 
 
 def headline(rec: dict) -> str:
+    """What the run found, in a few words (the outcome word itself is `model.outcome`)."""
     if rec.get("exit_code") in (2, 3, 130) or rec["status"] != "complete":
-        return f"{model.outcome(rec)}: {one_line(rec.get('error') or rec['status'])}"
+        return one_line(rec.get("error") or rec["status"])
     bad = bad_verdicts(rec)
     if bad:
         shown = [f"{v['kind']} {model.step_label(v['step'])}" for v in bad[:3]]
@@ -28,6 +29,13 @@ def headline(rec: dict) -> str:
         return "the tip does not pass"
     fixed = [v for v in rec["verdicts"] if v["kind"] == "fixed-by"]
     return "all passed" + (f", {len(fixed)} test(s) fixed" if fixed else "")
+
+
+def mail_subject_tail(rec: dict) -> str:
+    """The end of the mail's Subject: the headline, led by the outcome when the run stopped."""
+    if rec["status"] != "complete":
+        return f"{model.outcome(rec)}: {headline(rec)}"
+    return headline(rec)
 
 
 def focus_step(rec: dict) -> dict | None:
