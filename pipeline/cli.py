@@ -19,6 +19,7 @@ from rich.table import Table
 
 from pipeline import doctor, paths, series, tree
 from pipeline.progress import Progress
+from pipeline.report import atomic
 from pipeline.report import render as report_render
 from pipeline.run import RunOptions, run
 
@@ -193,8 +194,7 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     if args.format == "html" or args.output:
         target = args.output or run_dir / report_render.FILES["html"]
-        target.write_text(text)
-        print(target)
+        print(atomic.write_text(target, text))
     else:
         sys.stdout.write(text)
     return 0

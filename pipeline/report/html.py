@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.record import kpipe_version
-from pipeline.report import model
+from pipeline.report import atomic, model
 from pipeline.report.env import render
 from pipeline.report.text import LogExcerpt, cap, clean, read_capped
 
@@ -62,8 +62,4 @@ def write_run(run_dir: Path, rec: dict | None = None) -> Path:
     from pipeline import record
 
     rec = rec if rec is not None else record.load(run_dir)
-    target = run_dir / REPORT_FILE
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(render_run(rec, run_dir))
-    tmp.replace(target)
-    return target
+    return atomic.write_text(run_dir / REPORT_FILE, render_run(rec, run_dir))

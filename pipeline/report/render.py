@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import paths, record
-from pipeline.report import html, junit, kcidb, mail, markdown, viewer
+from pipeline.report import atomic, html, junit, kcidb, mail, markdown, viewer
 
 FILES = {"html": html.REPORT_FILE, "mail": "report.mail", "markdown": "summary.md",
          "junit": "junit.xml", "kcidb": "kcidb.json"}
@@ -68,11 +68,7 @@ def write_all(run_dir: Path) -> list[Path]:
     rec = load(run_dir)
     written = []
     for fmt, render in text_renderers(run_dir).items():
-        target = run_dir / FILES[fmt]
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(render(rec))
-        tmp.replace(target)
-        written.append(target)
+        written.append(atomic.write_text(run_dir / FILES[fmt], render(rec)))
     written.append(refresh_index(run_dir))
     return written
 

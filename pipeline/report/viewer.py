@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.report import compare, html, model
+from pipeline.report import atomic, compare, html, model
 from pipeline.report.env import render
 from pipeline.report.text import one_line
 
@@ -123,8 +123,7 @@ def write_compare(reports: Path, a: Run, b: Run) -> Path:
     """The comparison page of two runs, rendered again when missing or older than a record."""
     target = reports / COMPARE_DIR / compare_name(a.id, b.id)
     if _stale(target, a, b):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _write(target, render_compare(a, b))
+        atomic.write_text(target, render_compare(a, b))
     return target
 
 
@@ -135,13 +134,4 @@ def write_viewer(reports: Path) -> Path:
         ensure_run_page(run)
     for a, b in pairs(runs):
         write_compare(reports, a, b)
-    reports.mkdir(parents=True, exist_ok=True)
-    index = reports / INDEX_FILE
-    _write(index, render_index(runs))
-    return index
-
-
-def _write(target: Path, text: str) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    return atomic.write_text(reports / INDEX_FILE, render_index(runs))
