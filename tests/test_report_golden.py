@@ -109,7 +109,7 @@ def test_default_series_mail_says_fixed_and_offers_tested_by() -> None:
     assert "Tested-by: kpipe <kpipe@localhost>" in text
     assert "Reported-by" not in text
     assert "fixed-by patch 3 [default]: vhost-scsi/io-bitmap fails at the base" in text
-    assert "vhost-scsi/event-log     fail  pass  patch 5" in text
+    assert "vhost-scsi/event-log     fail  patch 5       pass   pass" in text
     assert "also at the base: not introduced by the series" in text
 
 

@@ -58,8 +58,8 @@ def render_mail(rec: dict) -> str:
         name=parseaddr(one_line(series.get("author", "")))[0], headline=summary.headline(rec),
         subject_tail=summary.mail_subject_tail(rec),
         configs=[(model.config_record(rec, c), columns(summary.step_table(rec, c)),
-                  columns([["what", "base", "tip", "first change"]] +
-                          [[ch.what, ch.base, ch.tip, model.step_label(ch.first)]
+                  columns([["what", "base", "first change", "there", "tip"]] +
+                          [[ch.what, ch.base, model.step_label(ch.first), ch.there, ch.tip]
                            for ch in model.changes(rec, c)]) if model.changes(rec, c) else [])
                  for c in model.configs(rec)],
         warnings=model.new_warnings(rec), errors=model.build_errors(rec), splats=splats,

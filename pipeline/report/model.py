@@ -178,6 +178,7 @@ class Change:
     base: str
     tip: str
     first: int | None  # the first step that differs from the base
+    there: str = ""  # the value at that step
 
 
 def changes(rec: dict, config: str) -> list[Change]:
@@ -193,11 +194,11 @@ def changes(rec: dict, config: str) -> list[Change]:
             if col.startswith("tests:"):
                 return test_cell(r, col[6:]).text
             return r.cells[col].text
-        first = next((r.index for r in seq[1:] if value(r) != value(base)), None)
+        first = next((r for r in seq[1:] if value(r) != value(base)), None)
         if first is not None:
             name = col[6:] if col.startswith("tests:") else col
             name = "new warnings" if name == "warnings" else name
-            out.append(Change(name, value(base), value(seq[-1]), first))
+            out.append(Change(name, value(base), value(seq[-1]), first.index, value(first)))
     return out
 
 
@@ -232,7 +233,13 @@ def splats(rec: dict) -> list[SplatSeen]:
 
 
 def build_errors(rec: dict) -> list[tuple[dict, dict]]:
-    return [(s, e) for s in rec["steps"] for e in s["build"].get("errors") or []]
+    """(step, error) for each failed build: its compiler errors, else make's first complaint."""
+    out = []
+    for step in rec["steps"]:
+        errors = step["build"].get("errors") or []
+        located = [e for e in errors if e.get("file")]
+        out += [(step, e) for e in (located or errors[:1])]
+    return out
 
 
 def config_record(rec: dict, name: str) -> dict:
