@@ -147,6 +147,7 @@ def test_mixed_series_matrix_shows_warning_and_broken_build(browser, reports: Pa
     assert run.cell(2, "warnings").get_attribute("data-status") == "fail"
     assert run.cell(3, "build").get_attribute("data-status") == "fail"
     assert run.page.locator("#warnings li").count() >= 1
+    assert "touches Kconfig" in run.page.locator("table.matrix tr[data-step='5']").inner_text()
     assert run.errors == []
 
 
