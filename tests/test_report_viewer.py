@@ -63,7 +63,7 @@ def test_write_viewer_lists_every_run_and_prerenders_the_pair(reports: Path) -> 
     page = (reports / "compare" / pair).read_text()
     assert 'data-what="new warnings"' in page
     assert "only in A: <b>new-warning-at</b> patch 2" in page
-    assert "&lt;script&gt;" in index and "<script>alert" not in index
+    assert "&lt;b&gt;hostile&lt;/b&gt;" in index and "<b>hostile" not in index
 
 
 def test_serve_binds_loopback_and_renders_on_demand(reports: Path) -> None:
