@@ -28,7 +28,8 @@ def render_run(rec: dict, run_dir: Path, index_href: str = "../../index.html") -
         matrices=[{"config": c, "rows": model.rows(rec, c), "tests": model.test_keys(rec)}
                   for c in model.configs(rec)],
         warnings=model.new_warnings(rec),
-        errors=model.build_errors(rec), splats=splats, failed=failed, logs=_logs(rec, run_dir),
+        errors=model.build_errors(rec), splats=splats, allowed=model.splats(rec, allowed=True),
+        failed=failed, logs=_logs(rec, run_dir),
         reproduce=[(s, model.reproduce(rec, s)) for s in rec["steps"]],
         cover=clean((rec.get("series") or {}).get("cover") or ""))
 

@@ -63,6 +63,7 @@ def render_mail(rec: dict) -> str:
                            for ch in model.changes(rec, c)]) if model.changes(rec, c) else [])
                  for c in model.configs(rec)],
         warnings=model.new_warnings(rec), errors=model.build_errors(rec), splats=splats,
+        allowed=model.splats(rec, allowed=True),
         failed=[(s, t) for s in rec["steps"] for t in s["tests"]
                 if t["status"] in ("fail", "error") and s is model.tip(rec, s["config"])],
         focus=focus, reproduce=model.reproduce(rec, focus) if focus else [],

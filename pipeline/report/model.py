@@ -220,11 +220,14 @@ class SplatSeen:
         return 0 in self.steps
 
 
-def splats(rec: dict) -> list[SplatSeen]:
+def splats(rec: dict, allowed: bool = False) -> list[SplatSeen]:
+    """Each splat once, with the steps that showed it; `allowed`: the allow-listed ones instead
+    (`boot.allowed_splats`, each with the allow-list's reason)."""
     found: dict[tuple[str, str, str], SplatSeen] = {}
     for step in rec["steps"]:
         config = step.get("config", "default")
-        for splat in step["splats"]:
+        listed = (step["boot"].get("allowed_splats") or []) if allowed else step["splats"]
+        for splat in listed:
             key = (config, splat["kind"], splat["title"])
             if key not in found:
                 found[key] = SplatSeen(splat, config, [])
