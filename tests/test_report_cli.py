@@ -95,3 +95,15 @@ def test_a_rendering_failure_changes_neither_exit_code_nor_record(
     assert not (run_dir / "report.html").exists()
     err = capsys.readouterr().err
     assert "could not render the report" in err and "template exploded" in err
+
+
+def test_all_formats_for_a_run_dir_outside_a_reports_dir(tmp_path: Path) -> None:
+    """A CI job's own run dir (not <reports>/runs/<id>): files written, no index next to it."""
+    run_dir = tmp_path / "job" / "run"
+    shutil.copytree(RECORDS / "mixed", run_dir)
+    proc = kpipe("report", str(run_dir), "--format", "all")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(Path(p).name for p in proc.stdout.split()) == \
+        ["junit.xml", "kcidb.json", "report.html", "report.mail", "summary.md"]
+    assert not (tmp_path / "index.html").exists()
+    assert "all runs</a>" not in (run_dir / "report.html").read_text()

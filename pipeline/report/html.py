@@ -18,7 +18,13 @@ REPORT_FILE = "report.html"
 TRACE_CAP = 16 * 1024
 
 
-def render_run(rec: dict, run_dir: Path, index_href: str = "../../index.html") -> str:
+def in_reports(run_dir: Path) -> bool:
+    """The run dir is <reports>/runs/<id>, so the viewer's index is two levels up."""
+    return run_dir.resolve().parent.name == "runs"
+
+
+def render_run(rec: dict, run_dir: Path) -> str:
+    index_href = "../../index.html" if in_reports(run_dir) else None
     failed = [(s, t, read_capped(run_dir, t.get("log")))
               for s in rec["steps"] for t in s["tests"] if t["status"] in ("fail", "error")]
     splats = [_SplatView(sp) for sp in model.splats(rec)]

@@ -3,7 +3,7 @@
 Reads RUN (a run dir, or a run id under $KPIPE_REPORTS/runs) and its record; writes report.html
 into the run dir for `html`, the format's text to stdout or to -o FILE for the others, and for
 `all` every format into the run dir (report.html, report.mail, summary.md, junit.xml,
-kcidb.json) plus the refreshed viewer index.
+kcidb.json) plus the refreshed viewer index when the run dir is <reports>/runs/<id>.
 """
 
 from __future__ import annotations
@@ -69,10 +69,13 @@ def write_all(run_dir: Path) -> list[Path]:
     written = []
     for fmt, render in text_renderers(run_dir).items():
         written.append(atomic.write_text(run_dir / FILES[fmt], render(rec)))
-    written.append(refresh_index(run_dir))
-    return written
+    index = refresh_index(run_dir)
+    return written + ([index] if index else [])
 
 
-def refresh_index(run_dir: Path) -> Path:
-    """The viewer index of the reports dir holding this run (<reports>/runs/<id>)."""
+def refresh_index(run_dir: Path) -> Path | None:
+    """The viewer index of the reports dir holding this run (<reports>/runs/<id>); None when
+    the run dir is elsewhere (e.g. a CI job's own dir), so no index lands in a stranger's dir."""
+    if not html.in_reports(run_dir):
+        return None
     return viewer.write_viewer(run_dir.resolve().parent.parent)
