@@ -210,6 +210,16 @@ def test_compare_two_revisions_shows_the_new_warning(browser, base_url: str) -> 
     assert index.errors == []
 
 
+def test_compare_a_rerun_shows_no_difference(browser, base_url: str) -> None:
+    index = Opened(browser, f"{base_url}/index.html")
+    index.page.locator(f"#runs tr[data-run='{_run_id('mixed-rerun')}'] a.compare-prev").click()
+    index.page.wait_for_load_state("load")
+    assert index.page.url.endswith(f"/compare/{_run_id('mixed')}..{_run_id('mixed-rerun')}.html")
+    assert index.page.locator("#diffs").inner_text().startswith("No difference")
+    assert index.page.locator("#verdict-diffs").count() == 0
+    assert index.errors == []
+
+
 def test_served_viewer_compares_any_pair_on_demand(browser, server: str) -> None:
     a, b = _run_id("default-series"), _run_id("mixed")
     index = Opened(browser, f"{server}/index.html")

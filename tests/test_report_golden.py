@@ -42,7 +42,8 @@ def _default_reporter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_record_has_its_command_and_is_a_valid_record() -> None:
-    assert {"default-series", "mixed", "hostile-subject", "rev1", "rev2"} <= set(NAMES)
+    assert {"default-series", "mixed", "mixed-rerun", "hostile-subject", "rev1", "rev2"} <= \
+        set(NAMES)
     for name in NAMES:
         assert "kpipe run" in (RECORDS / name / "COMMAND").read_text(), name
         record.validate(load(name))

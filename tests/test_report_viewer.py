@@ -48,10 +48,16 @@ def test_a_run_compared_with_itself_has_no_difference() -> None:
     assert compare.verdicts_only_in(rec, rec) == []
 
 
+def test_a_rerun_reusing_every_step_has_no_difference() -> None:
+    assert compare.differences(load("mixed"), load("mixed-rerun")) == []
+    assert compare.verdicts_only_in(load("mixed"), load("mixed-rerun")) == []
+
+
 def test_pairs_are_runs_of_the_same_series(reports: Path) -> None:
     runs = viewer.load_runs(reports)
+    ids = {name: load(name)["run_id"] for name in ("mixed", "mixed-rerun", "rev1", "rev2")}
     assert [(a.id, b.id) for a, b in viewer.pairs(runs)] == \
-        [(load("rev1")["run_id"], load("rev2")["run_id"])]
+        [(ids["mixed"], ids["mixed-rerun"]), (ids["rev1"], ids["rev2"])]
 
 
 def test_write_viewer_lists_every_run_and_prerenders_the_pair(reports: Path) -> None:
