@@ -215,7 +215,9 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     assert run_dir is not None
     time.sleep(3)
     os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=120)
+    # generous: the cleanup waits for the shared worktree lock, which another run's checkout
+    # may hold for minutes on a loaded machine; what is asserted is the state it leaves
+    proc.communicate(timeout=900)
     assert proc.returncode == 130
     rec = record.load(run_dir)
     assert rec["status"] == "interrupted"
