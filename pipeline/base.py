@@ -13,6 +13,7 @@ from pathlib import Path
 
 import b4
 
+from pipeline import series, trees
 from pipeline.locking import locked
 
 
@@ -83,3 +84,18 @@ def _blob_guess(tree: Path, lser) -> str | None:  # noqa: ANN001
     if mismatches:
         return None
     return resolve(tree, base)
+
+
+def for_series(info, raw_thread: Path, revision: int, source: str,  # noqa: ANN001 - TreeInfo
+               explicit: str | None = None, remote: str | None = None) -> dict:
+    """The base record of a run: the chosen commit, its rule, the remote, the tree it is in.
+
+    `raw_thread` is the series' thread.mbox; `source` the series' source label, which picks
+    the default remote for a series fetched by message-id (configs/trees.toml).
+    """
+    lser, _ = series.parse(raw_thread, revision, True, [])
+    remote = remote or trees.default_remote(source)
+    chosen = choose(info.path, lser, explicit, remote)
+    chosen["remote"] = remote
+    chosen["tree"] = {"path": str(info.path), "describe": info.describe, "source": info.source}
+    return chosen

@@ -1,4 +1,4 @@
-"""The `kpipe` command: run, fetch, tree, doctor, report, serve.
+"""The `kpipe` command: run, plan, merge, fetch, tree, doctor, report, serve.
 
 Reads the command line; prints progress on stderr and results on stdout (`--json` for
 machines). Exit codes follow DESIGN.md: 0 good, 1 bad verdict, 2 bad input, 3 infrastructure
@@ -17,7 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import doctor, paths, series, tree
+from pipeline import base, doctor, kconfig, merge, paths, series, tree
+from pipeline import plan as planmod
 from pipeline.progress import Progress
 from pipeline.report import atomic
 from pipeline.report import render as report_render
@@ -36,30 +37,61 @@ def _series_args(p: argparse.ArgumentParser) -> None:
                                   f"(default {series.DEFAULT_LORE})")
 
 
+def _work_args(p: argparse.ArgumentParser) -> None:
+    """What a run is made of besides the series: tree, base, configs, boot and suites."""
+    p.add_argument("--tree", type=Path, help="use this kernel checkout instead of the "
+                                             "imported Debian 6.12 tree")
+    p.add_argument("--base", help="apply on this commit (wins over base-commit:)")
+    p.add_argument("--base-remote", help="fetch a missing base commit from this git remote")
+    p.add_argument("--config", action="append", dest="configs",
+                   help="named config from configs/configs.toml (repeatable; default: default)")
+    p.add_argument("--fragment", action="append", default=[],
+                   help="extra fragment from configs/kconfig/ (repeatable)")
+    p.add_argument("--boot", action=argparse.BooleanOptionalAction, default=None,
+                   help="boot each step under virtme-ng and run the suites (default: yes)")
+    p.add_argument("--suite", action="append", dest="suites", default=[],
+                   help="guest suite from virtme-tests/ (repeatable)")
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="kpipe", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="apply, build (and boot, test) every step of a series")
-    r.add_argument("series", nargs="?", default=str(paths.DEFAULT_SERIES),
+    r.add_argument("series", nargs="?", default=None,
                    help="message-id, lore URL, mbox, maildir or folder of .patch files "
                         "(default: patches/vhost-scsi-log-6.12)")
     _series_args(r)
-    r.add_argument("--tree", type=Path, help="use this kernel checkout instead of the "
-                                             "imported Debian 6.12 tree")
-    r.add_argument("--base", help="apply on this commit (wins over base-commit:)")
-    r.add_argument("--base-remote", help="fetch a missing base commit from this git remote")
-    r.add_argument("--config", action="append", dest="configs",
-                   help="named config from configs/configs.toml (repeatable; default: default)")
-    r.add_argument("--fragment", action="append", default=[],
-                   help="extra fragment from configs/kconfig/ (repeatable)")
+    _work_args(r)
+    r.add_argument("--plan", type=Path, help="run the series, base and configs of this plan "
+                                             "(from `kpipe plan`) instead of SERIES")
+    r.add_argument("--shard", type=int, help="with --plan: run only this shard's steps into a "
+                                             "partial record (see `kpipe merge`)")
     r.add_argument("--no-cache", action="store_true", help="redo every step")
-    r.add_argument("--boot", action=argparse.BooleanOptionalAction, default=True,
-                   help="boot each step under virtme-ng and run the suites (default: yes)")
-    r.add_argument("--suite", action="append", dest="suites", default=[],
-                   help="guest suite from virtme-tests/ (repeatable)")
     r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
+    r.add_argument("--run-dir", type=Path, help="write the run here (new or empty) instead of "
+                                                "reports/runs/<run-id>")
     r.add_argument("--json", action="store_true", help="print the record on stdout")
+
+    pl = sub.add_parser("plan", help="freeze a series, its base and configs, split into shards")
+    pl.add_argument("series", nargs="?", default=str(paths.DEFAULT_SERIES),
+                    help="as for `kpipe run`")
+    _series_args(pl)
+    _work_args(pl)
+    pl.add_argument("-o", "--output", type=Path, required=True, help="the plan file to write")
+    pl.add_argument("--shards", type=int, default=1, help="how many shards (at most one per "
+                                                          "step and config; default 1)")
+    pl.add_argument("--github-output", type=Path, metavar="FILE",
+                    help="append `shards=<JSON list>` and `id=<plan id>` to FILE "
+                         "(a GitHub Actions step's $GITHUB_OUTPUT)")
+    pl.add_argument("--json", action="store_true", help="print the plan's shards as JSON")
+
+    m = sub.add_parser("merge", help="merge the partial records of a plan's shards into one run")
+    m.add_argument("partials", nargs="+", type=Path,
+                   help="each shard's run directory (or its results.json)")
+    m.add_argument("--run-dir", type=Path, help="write the merged run here (new or empty) "
+                                                "instead of reports/runs/<run-id>")
+    m.add_argument("--json", action="store_true", help="print the merged record on stdout")
 
     f = sub.add_parser("fetch", help="read a series with b4 and print what was found")
     f.add_argument("series")
@@ -90,25 +122,106 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    return {"run": cmd_run, "fetch": cmd_fetch, "tree": cmd_tree, "doctor": cmd_doctor,
-            "report": cmd_report, "serve": cmd_serve}[args.cmd](args, argv)
+    return {"run": cmd_run, "plan": cmd_plan, "merge": cmd_merge, "fetch": cmd_fetch,
+            "tree": cmd_tree, "doctor": cmd_doctor, "report": cmd_report,
+            "serve": cmd_serve}[args.cmd](args, argv)
+
+
+def _bad_input(message: str) -> int:
+    Progress().error(message)
+    return 2
+
+
+def _fresh_dir(path: Path | None) -> str | None:
+    """Why `path` cannot take a new run (it holds files), or None."""
+    if path is not None and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        return f"--run-dir {path}: not a new or empty directory (nothing was written)"
+    return None
 
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    opts = RunOptions(
-        series=args.series, tree=args.tree, base=args.base, base_remote=args.base_remote,
-        revision=args.revision, allow_partial=args.allow_partial,
-        configs=args.configs or ["default"], fragments=args.fragment, no_cache=args.no_cache,
-        boot=args.boot, suites=args.suites, jobs=args.jobs, lore=args.lore,
-        argv=["kpipe", *argv])
+    if problem := _fresh_dir(args.run_dir):
+        return _bad_input(problem)
+    common = {"tree": args.tree, "no_cache": args.no_cache, "jobs": args.jobs,
+              "argv": ["kpipe", *argv], "run_dir": args.run_dir}
+    if args.plan is not None:
+        fixed = [name for name, given in (
+            ("SERIES", args.series is not None), ("--base", args.base),
+            ("--base-remote", args.base_remote), ("--revision", args.revision),
+            ("--config", args.configs), ("--fragment", args.fragment),
+            ("--boot/--no-boot", args.boot is not None), ("--suite", args.suites)) if given]
+        if fixed:
+            return _bad_input(f"--plan fixes the series, base and configs: drop "
+                              f"{', '.join(fixed)}")
+        try:
+            plan = planmod.load(args.plan)
+            planmod.shard_ranges(plan, args.shard)
+        except planmod.PlanError as exc:
+            return _bad_input(str(exc))
+        opts = RunOptions.from_plan(plan, args.shard, **common)
+    elif args.shard is not None:
+        return _bad_input("--shard needs --plan")
+    else:
+        opts = RunOptions(
+            series=args.series or str(paths.DEFAULT_SERIES), base=args.base,
+            base_remote=args.base_remote, revision=args.revision,
+            allow_partial=args.allow_partial, configs=args.configs or ["default"],
+            fragments=args.fragment, boot=args.boot is not False, suites=args.suites,
+            lore=args.lore, **common)
     code, run_dir = run(opts, Progress(quiet=False))
+    return _show_record(run_dir, code, args.json)
+
+
+def _show_record(run_dir: Path, code: int, as_json: bool) -> int:
     rec = json.loads((run_dir / "results.json").read_text())
-    if args.json:
+    if as_json:
         print(json.dumps(rec, indent=1))
     else:
         _print_matrix(rec)
         print(f"record: {run_dir / 'results.json'}  (exit {code})")
     return code
+
+
+def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
+    req = RunOptions(
+        series=args.series, tree=args.tree, base=args.base, base_remote=args.base_remote,
+        revision=args.revision, allow_partial=args.allow_partial,
+        configs=args.configs or ["default"], fragments=args.fragment,
+        boot=args.boot is not False, suites=args.suites, lore=args.lore)
+    try:
+        plan = planmod.make(req, args.shards)
+    except (planmod.PlanError, series.SeriesError, base.BaseError,
+            kconfig.KconfigError) as exc:
+        return _bad_input(str(exc))
+    except tree.TreeError as exc:
+        Progress().error(str(exc))
+        return 3
+    planmod.write(plan, args.output)
+    numbers = [s["n"] for s in plan["shards"]]
+    if args.github_output:
+        with open(args.github_output, "a") as fh:
+            fh.write(f"shards={json.dumps(numbers)}\nid={plan['id']}\n")
+    if args.json:
+        print(json.dumps({"plan": str(args.output), "id": plan["id"],
+                          "shards": plan["shards"]}, indent=1))
+        return 0
+    print(f"plan {plan['id']}: {plan['series']['subject']} on {plan['base']['commit'][:12]} "
+          f"({plan['base']['rule']}), {plan['steps']} steps x {len(plan['configs'])} "
+          f"config(s) in {len(numbers)} shard(s): {args.output}")
+    for s in plan["shards"]:
+        print(f"  shard {s['n']}: " + ", ".join(f"{r['config']} {r['first']}..{r['last']}"
+                                                for r in s["ranges"]))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace, argv: list[str]) -> int:
+    if problem := _fresh_dir(args.run_dir):
+        return _bad_input(problem)
+    try:
+        code, run_dir = merge.merge(args.partials, args.run_dir, ["kpipe", *argv])
+    except merge.MergeError as exc:
+        return _bad_input(str(exc))
+    return _show_record(run_dir, code, args.json)
 
 
 def _print_matrix(rec: dict) -> None:

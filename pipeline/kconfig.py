@@ -111,6 +111,17 @@ def spec_hash(spec: ConfigSpec, read_tree_file: Callable[[str], bytes]) -> str:
     return digest.hexdigest()[:16]
 
 
+def git_reader(tree: Path, commit: str) -> Callable[[str], bytes]:
+    """A `read_tree_file` for spec_hash that reads straight from git at `commit`."""
+    def read(rel: str) -> bytes:
+        proc = subprocess.run(["git", "-C", str(tree), "show", f"{commit}:{rel}"],
+                              capture_output=True)
+        if proc.returncode != 0:
+            raise KconfigError(f"{rel} is not in the base tree {commit[:12]}")
+        return proc.stdout
+    return read
+
+
 def kconfig_env(worktree: Path) -> dict[str, str]:
     """The environment kconfiglib needs to evaluate the kernel's Kconfig files."""
     env = {

@@ -1,12 +1,17 @@
 """One kpipe run: series -> base -> apply -> kconfig -> build (-> boot+test) -> record.
 
-Reads the series argument, the kernel tree and configs/; writes reports/runs/<run-id>/ with
-results.json (rewritten atomically after every stage and step), the series, and one directory
-per step (steps/<config>/<k>/) holding its logs and artifacts; at the end, report.html (and the
-viewer index of the reports dir), whose failure is reported but changes nothing else.
-Returns the exit code of DESIGN.md: 0 good, 1 a bad verdict or failing tip, 2 bad input,
-3 infrastructure error, 130 interrupted. The worktree (and the O= directories inside it) is
-removed on every path.
+Reads the series argument (or a plan, pipeline/plan.py), the kernel tree and configs/; writes
+reports/runs/<run-id>/ (or the --run-dir) with results.json (rewritten atomically after every
+stage and step), the series, and one directory per step (steps/<config>/<k>/) holding its logs
+and artifacts; at the end, report.html (and the viewer index of the reports dir), whose failure
+is reported but changes nothing else. Returns the exit code of DESIGN.md: 0 good, 1 a bad
+verdict or failing tip, 2 bad input, 3 infrastructure error, 130 interrupted. The worktree (and
+the O= directories inside it) is removed on every path.
+
+A shard of a plan walks only its ranges of steps. Before a range that does not start at the
+base it builds the step before the range (the lead-in, not recorded) so that the warnings in
+force, and so the new ones, are those a walk from the base would see. A shard's record is
+partial: no verdicts (the merge computes them) and exit code 0 once complete.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import apply, base, kconfig, paths, record, series, steps, tree, trees, verdicts
+from pipeline import apply, base, kconfig, paths, record, series, steps, tree, verdicts
+from pipeline import plan as planmod
 from pipeline import warnings as diag
 from pipeline.build import build
 from pipeline.progress import Progress
@@ -43,6 +49,16 @@ class RunOptions:
     jobs: int | None = None
     lore: str | None = None
     argv: list[str] = field(default_factory=list)
+    plan: dict | None = None
+    shard: int | None = None
+    run_dir: Path | None = None
+
+    @classmethod
+    def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:
+        """The options a plan fixes (configs, fragments, boot, suites), plus this machine's."""
+        opts = plan["options"]
+        return cls(series="", configs=list(opts["configs"]), fragments=list(opts["fragments"]),
+                   boot=opts["boot"], suites=list(opts["suites"]), plan=plan, shard=shard, **kw)
 
 
 class InfraError(Exception):
@@ -51,17 +67,23 @@ class InfraError(Exception):
 
 def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
     run_id = record.new_run_id()
-    run_dir = paths.runs_dir() / run_id
-    run_dir.mkdir(parents=True)
+    run_dir = opts.run_dir or paths.runs_dir() / run_id
+    run_dir.mkdir(parents=True, exist_ok=opts.run_dir is not None)
     rec = record.new_record(run_id, opts.argv)
+    if opts.plan is not None:
+        rec["plan"] = planmod.summary(opts.plan, opts.shard)
     record.write(run_dir, rec)
     progress.info(f"run {run_id}: {run_dir}")
     try:
         _run(opts, rec, run_dir, progress)
-        rec["verdicts"] = verdicts.compute(rec["steps"])
         rec["status"] = "complete"
-        rec["exit_code"] = verdicts.exit_code(rec)
-    except (series.SeriesError, base.BaseError, kconfig.KconfigError) as exc:
+        if opts.shard is None:
+            rec["verdicts"] = verdicts.compute(rec["steps"])
+            rec["exit_code"] = verdicts.exit_code(rec)
+        else:  # a partial record: the merge computes the verdicts over every shard
+            rec["exit_code"] = 0
+    except (series.SeriesError, base.BaseError, kconfig.KconfigError,
+            planmod.PlanError) as exc:
         _fail(rec, "bad-input", 2, str(exc), progress)
     except FileNotFoundError as exc:
         _fail(rec, "infra-error", 3, f"tool or file missing: {exc.filename or exc}", progress)
@@ -101,7 +123,8 @@ def _render_reports(run_dir: Path, progress: Progress) -> None:
 
 def _fail(rec: dict, status: str, code: int, message: str, progress: Progress) -> None:
     rec["status"], rec["exit_code"], rec["error"] = status, code, message
-    rec["verdicts"] = verdicts.compute(rec["steps"]) if rec["steps"] else []
+    partial = "shard" in rec.get("plan", {})
+    rec["verdicts"] = verdicts.compute(rec["steps"]) if rec["steps"] and not partial else []
     progress.error(message)
 
 
@@ -119,23 +142,27 @@ def _stage(rec: dict, name: str, start: float) -> None:
 
 def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
     t0 = time.monotonic()
-    progress.stage("series", f"reading {opts.series} with b4")
-    ser = series.intake(opts.series, run_dir, opts.revision, opts.allow_partial, opts.lore)
-    rec["series"] = ser.to_dict()
-    for warning in ser.warnings:
-        progress.warn(warning)
+    if opts.plan is not None:
+        progress.stage("series", f"plan {opts.plan['id']}: {opts.plan['series']['subject']}")
+        rec["series"] = planmod.restore_series(opts.plan, run_dir)
+    else:
+        progress.stage("series", f"reading {opts.series} with b4")
+        rec["series"] = series.intake(opts.series, run_dir, opts.revision, opts.allow_partial,
+                                      opts.lore).to_dict()
+        for warning in rec["series"]["warnings"]:
+            progress.warn(warning)
     _stage(rec, "series", t0)
     record.write(run_dir, rec)
 
     t0 = time.monotonic()
     progress.stage("tree", "opening the kernel tree (first use imports the Debian tarball)")
     info = tree.open_tree(opts.tree)
-    raw = run_dir / "series" / "thread.mbox"
-    lser, _ = series.parse(raw, ser.revision, True, [])
-    remote = opts.base_remote or trees.default_remote(ser.source)
-    chosen = base.choose(info.path, lser, opts.base, remote)
-    chosen["remote"] = remote
-    chosen["tree"] = {"path": str(info.path), "describe": info.describe, "source": info.source}
+    if opts.plan is not None:
+        chosen = planmod.ensure_base(opts.plan, info.path)
+    else:
+        chosen = base.for_series(info, run_dir / "series" / "thread.mbox",
+                                 rec["series"]["revision"], rec["series"]["source"], opts.base,
+                                 opts.base_remote)
     rec["base"] = chosen
     if "warning" in chosen:
         progress.warn(chosen["warning"])
@@ -143,17 +170,30 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     _stage(rec, "base", t0)
     record.write(run_dir, rec)
 
-    patch_files = apply.split_mbox(run_dir / ser.mbox, run_dir / "series" / "patches")
+    patch_files = apply.split_mbox(run_dir / rec["series"]["mbox"],
+                                   run_dir / "series" / "patches")
     plan = _plan(opts, info.path, chosen["commit"], patch_files)
-    if _reuse_everything(opts, plan, rec, run_dir, progress):
+    ranges = _ranges(opts, len(patch_files))
+    if _reuse_everything(opts, plan, rec, run_dir, progress, ranges):
         return
     with worktree(info.path, chosen["commit"], f"run-{rec['run_id']}") as wt:
         t0 = time.monotonic()
         applied = _apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
         _stage(rec, "apply", t0)
-        for config_name in opts.configs:
+        for config_name, (first, last) in ranges.items():
             _walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
-                         progress)
+                         progress, first, last)
+
+
+def _ranges(opts: RunOptions, patches: int) -> dict[str, tuple[int, int]]:
+    """config -> (first, last) step this run walks: all of them unless it runs a shard."""
+    if opts.plan is None:
+        return {name: (0, patches) for name in opts.configs}
+    if opts.plan["steps"] != patches + 1:
+        raise planmod.PlanError(f"the plan's series has {opts.plan['steps'] - 1} patches, "
+                                f"its mbox {patches}")
+    wanted = planmod.shard_ranges(opts.plan, opts.shard)
+    return {name: wanted[name] for name in opts.configs if name in wanted}
 
 
 @dataclass
@@ -169,19 +209,18 @@ class ConfigPlan:
 
 def _plan(opts: RunOptions, tree_path: Path, base_commit: str,
           patch_files: list[Path]) -> dict[str, ConfigPlan]:
-    def read_tree_file(rel: str) -> bytes:
-        proc = subprocess.run(["git", "-C", str(tree_path), "show", f"{base_commit}:{rel}"],
-                              capture_output=True)
-        if proc.returncode != 0:
-            raise kconfig.KconfigError(f"{rel} is not in the base tree {base_commit[:12]}")
-        return proc.stdout
-
+    read_tree_file = kconfig.git_reader(tree_path, base_commit)
+    frozen = {c["name"]: c["hash"] for c in (opts.plan or {}).get("configs", [])}
     patch_ids = [apply.patch_id(p) for p in patch_files]
     suite_dirs = [paths.VIRTME_TESTS_DIR / s for s in _suite_names(opts)]
     plan = {}
     for name in opts.configs:
         spec = kconfig.load_spec(name, opts.fragments)
         spec_hash = kconfig.spec_hash(spec, read_tree_file)
+        if frozen and frozen.get(name) != spec_hash:
+            raise planmod.PlanError(f"config {name}: its files here (configs/, the base's "
+                                    f"defconfig) differ from the plan's (hash {spec_hash}, "
+                                    f"plan {frozen.get(name)})")
         extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config_name": name}
         keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
                 for k in range(len(patch_files) + 1)]
@@ -200,16 +239,17 @@ def _suite_names(opts: RunOptions) -> list[str]:
 
 
 def _reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
-                      progress: Progress) -> bool:
-    """When every step of every config was done before, or at least built before (then it is
+                      progress: Progress, ranges: dict[str, tuple[int, int]]) -> bool:
+    """When every step this run walks was done before, or at least built before (then it is
     booted here), link them all: no checkout, no make."""
-    found = {name: [_reusable(opts, cp, k, rec["run_id"]) for k in range(len(cp.keys))]
-             for name, cp in plan.items()}
+    found = {name: [_reusable(opts, plan[name], k, rec["run_id"])
+                    for k in range(first, last + 1)]
+             for name, (first, last) in ranges.items()}
     if not all(all(f is not None for f in seq) for seq in found.values()):
         return False
     for name, seq in found.items():
         cp = plan[name]
-        for k, (whole, src_run, src_step) in enumerate(seq):
+        for k, (whole, src_run, src_step) in enumerate(seq, start=ranges[name][0]):
             step_rel = f"steps/{name}/{k}"
             if whole:
                 rec["steps"].append(steps.link_step_files(src_run, src_step,
@@ -297,7 +337,10 @@ def _configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path) -> list[dict
 
 
 def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,
-                 applied: list[dict], patch_files: list[Path], progress: Progress) -> None:
+                 applied: list[dict], patch_files: list[Path], progress: Progress,
+                 first: int = 0, last: int | None = None) -> None:
+    """Build (and boot) steps first..last of one config, in order, in one O= directory."""
+    last = len(applied) - 1 if last is None else last
     spec, spec_hash, config_name = cplan.spec, cplan.hash, cplan.spec.name
     build_dir = wt / f"o-{config_name}"
     t0 = time.monotonic()
@@ -307,12 +350,16 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Co
     for d in dropped:
         progress.warn(f"config {config_name}: CONFIG_{d['sym']} dropped ({d['unmet']})")
     _stage(rec, f"kconfig:{config_name}", t0)
-    previous: list[diag.Diagnostic] = []
     t_build = time.monotonic()
+    previous: list[diag.Diagnostic] = []
+    if first > 0:
+        previous = _lead_in(opts, rec, wt, cplan, applied, patch_files, first - 1, progress)
     for k, step_in in enumerate(applied):
+        if not first <= k <= last:
+            continue
         step_rel = f"steps/{config_name}/{k}"
         step_dir = run_dir / step_rel
-        localversion = f"-kpipe-{config_name}-s{k}" if config_name != "default" else f"-kpipe-s{k}"
+        localversion = _localversion(config_name, k)
         step = _new_step(k, config_name, step_in, step_rel, localversion)
         rec["steps"].append(step)
         if step_in["apply"]["status"] in ("conflict", "blocked"):
@@ -351,8 +398,7 @@ def _walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Co
         progress.build_done(k, step["build"])
         if outcome.disk_full:
             record.write(run_dir, rec)
-            raise OSError(errno.ENOSPC, "No space left on device during the build",
-                          str(step_dir / "build.log"))
+            _raise_disk_full(step_dir)
         rec.pop("current", None)
         if opts.boot and step["build"]["status"] == "pass":
             _boot_step(opts, rec, step, run_dir, progress)
@@ -370,6 +416,62 @@ def _reuse_build(found: tuple[str, dict], step: dict, step_dir: Path, step_rel: 
     if "config_recheck" in linked:
         reused["config_recheck"] = linked["config_recheck"]
     return reused
+
+
+def _localversion(config_name: str, k: int) -> str:
+    return f"-kpipe-{config_name}-s{k}" if config_name != "default" else f"-kpipe-s{k}"
+
+
+def _raise_disk_full(step_dir: Path) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device during the build",
+                  str(step_dir / "build.log"))
+
+
+def _lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: list[dict],
+             patch_files: list[Path], k: int, progress: Progress) -> list[diag.Diagnostic]:
+    """The warnings in force after step k as a walk from the base has them (k is not recorded).
+
+    A reusable step k gives them from its warnings.json. Otherwise step k is built in the
+    config's O= directory (which then holds step k, as in the walk); when that build fails,
+    the steps before it are built one at a time, back to one that passes (or the base), then
+    forward again to k, each build carrying the warnings of the one before. Each build gets
+    the config the walk would have had at that step (re-merged after a patch touching Kconfig).
+    """
+    if applied[k]["apply"]["status"] in ("conflict", "blocked"):
+        return []  # every step after it is blocked as well: nothing to attribute
+    name = cplan.spec.name
+    if found := _reusable(opts, cplan, k, rec["run_id"]):  # its build's warnings.json
+        progress.info(f"lead-in step {k} [{name}]: warnings from run {found[1]}")
+        return _load_warnings(paths.runs_dir() / found[1] / found[2]["dir"])
+    build_dir, scratch = wt / f"o-{name}", wt / f"lead-in-{name}"
+    tip = next(s["commit"] for s in reversed(applied) if s["commit"])
+    configured_at = len(applied)  # the walk merged the config with the tip checked out
+
+    def build_step(j: int, previous: list[diag.Diagnostic]):  # noqa: ANN202 - BuildOutcome
+        nonlocal configured_at
+        touched = [i for i in range(1, j + 1) if _touches_kconfig(patch_files[i - 1])]
+        want = touched[-1] if touched else len(applied)
+        if want != configured_at:
+            _checkout(wt, applied[j]["commit"] if touched else tip)
+            _configure(cplan.spec, wt, build_dir)
+            configured_at = want
+        _checkout(wt, applied[j]["commit"])
+        progress.stage("build", f"lead-in step {j} [{name}] (warnings before the range)")
+        outcome = build(wt, build_dir, _localversion(name, j), scratch / str(j), previous,
+                        opts.jobs, progress.build_unit)
+        if outcome.disk_full:
+            _raise_disk_full(scratch / str(j))
+        return outcome
+
+    j = k
+    outcome = build_step(j, [])
+    while outcome.record["status"] != "pass" and j > 0:
+        j -= 1
+        outcome = build_step(j, outcome.warnings)
+    for i in range(j + 1, k + 1):
+        outcome = build_step(i, outcome.warnings)
+    progress.info(f"lead-in step {k} [{name}]: built ({outcome.record['status']})")
+    return outcome.warnings
 
 
 def _new_step(k: int, config: str, step_in: dict, step_rel: str, localversion: str) -> dict:

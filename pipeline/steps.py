@@ -61,23 +61,27 @@ def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, 
     return None
 
 
-def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str,
-                    build_only: bool = False) -> dict:
-    """Hard-link (or copy) an earlier step's files into this run; return the adjusted step.
-    With build_only, the step's boot/ directory (consoles, test logs) is left behind."""
-    src_dir = paths.runs_dir() / src_run / step["dir"]
-    dst_step_dir.mkdir(parents=True, exist_ok=True)
+def link_tree(src_dir: Path, dst_dir: Path, leave_out: tuple[str, ...] = ()) -> None:
+    """Hard-link (or, across file systems, copy) every file below src_dir into dst_dir, but
+    for the top-level entries named in leave_out."""
+    dst_dir.mkdir(parents=True, exist_ok=True)
     for path in src_dir.rglob("*"):
-        if not path.is_file():
+        if not path.is_file() or path.relative_to(src_dir).parts[0] in leave_out:
             continue
-        if build_only and path.relative_to(src_dir).parts[0] == "boot":
-            continue
-        target = dst_step_dir / path.relative_to(src_dir)
+        target = dst_dir / path.relative_to(src_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(path, target)
         except OSError:
             shutil.copyfile(path, target)
+
+
+def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str,
+                    build_only: bool = False) -> dict:
+    """Hard-link (or copy) an earlier step's files into this run; return the adjusted step.
+    With build_only, the step's boot/ directory (consoles, test logs) is left behind."""
+    link_tree(paths.runs_dir() / src_run / step["dir"], dst_step_dir,
+              ("boot",) if build_only else ())
     reused = json.loads(json.dumps(step))
     reused["reused_from"] = step.get("reused_from") or src_run
     reused["dir"] = step_rel

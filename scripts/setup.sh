@@ -51,7 +51,11 @@ fi
 extras=""
 [ $want_test -eq 1 ] && extras="[test]"
 stamp=".venv/.kpipe-setup$extras"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+fresh() { [ -f "$1" ] && ! [ pyproject.toml -nt "$1" ]; }
+# An environment set up with the test extras also holds everything a plain setup installs.
+if [ $want_test -eq 0 ] && fresh ".venv/.kpipe-setup[test]"; then
+  echo "setup: Python environment up to date (with test extras)"
+elif ! fresh "$stamp"; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".$extras"
   touch "$stamp"
