@@ -229,3 +229,17 @@ def test_one_machine_run_of_the_plan_equals_the_plain_run(workflow: dict,
     rec = json.loads(proc.stdout)
     assert comparable(rec) == comparable(mixed_run["record"])
     assert proc.returncode == 1
+
+
+def test_a_failed_shard_fails_the_merged_run_the_same_way(workflow: dict,
+                                                           tmp_path: Path) -> None:
+    """A shard cut short (infrastructure error after step 3) still merges: exit 3, its error."""
+    p1, p2 = _partials(workflow, tmp_path)
+    _edit(p2, lambda r: r.update(status="infra-error", exit_code=3, error="disk full",
+                                 steps=r["steps"][:1]))
+    proc = _merge([p1, p2], tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    merged = record.load(tmp_path / "merged")
+    assert (merged["status"], merged["exit_code"]) == ("infra-error", 3)
+    assert merged["error"] == "shard 2: disk full"
+    assert [s["index"] for s in merged["steps"]] == [0, 1, 2, 3]
