@@ -198,9 +198,12 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "ctrlc")
     reports = tmp_path / "reports"
     env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored
+    # across exec: give kpipe the default disposition a terminal's Ctrl-C meets.
     proc = subprocess.Popen([*KPIPE, "run", str(series), "--no-cache", *BUILD_ONLY], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600
     run_dir = None
     while time.monotonic() < deadline:
