@@ -58,6 +58,7 @@ class ConfigSpec:
     tree_fragments: list[str]
     fragments: list[str]
     requested: dict[str, str] = field(default_factory=dict)
+    boot_timeout: float | None = None  # seconds to the guest runner, when the default is short
 
     def fragment_paths(self) -> list[Path]:
         """configs/kconfig/<name>.config for a name; a path ending in .config as given."""
@@ -73,7 +74,7 @@ def load_spec(name: str, extra_fragments: list[str] | None = None) -> ConfigSpec
         raise KconfigError(f"unknown config {name!r} (known: {known})")
     fragments = list(data["config"][name]["fragments"]) + list(extra_fragments or [])
     spec = ConfigSpec(name, data["base"]["defconfig"], list(data["base"]["tree_fragments"]),
-                      fragments)
+                      fragments, boot_timeout=data["config"][name].get("boot_timeout"))
     for path in spec.fragment_paths():
         if not path.is_file():
             raise KconfigError(f"config fragment {path} not found")

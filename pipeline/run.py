@@ -20,8 +20,9 @@ import errno
 import json
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline import apply, base, kconfig, paths, record, series, steps, tree, verdicts
 from pipeline import plan as planmod
@@ -29,6 +30,9 @@ from pipeline import warnings as diag
 from pipeline.build import build
 from pipeline.progress import Progress
 from pipeline.worktree import WorktreeError, worktree
+
+if TYPE_CHECKING:  # bootstep is imported only by runs that boot
+    from pipeline.bootstep import BootSettings
 
 KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
 
@@ -222,6 +226,8 @@ def _plan(opts: RunOptions, tree_path: Path, base_commit: str,
                                     f"defconfig) differ from the plan's (hash {spec_hash}, "
                                     f"plan {frozen.get(name)})")
         extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config_name": name}
+        if opts.boot and spec.boot_timeout:
+            extra["boot_timeout"] = spec.boot_timeout
         keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
                 for k in range(len(patch_files) + 1)]
         build_keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, {"config_name": name})
@@ -512,6 +518,15 @@ def _touches_kconfig(patch: Path) -> bool:
     return any(Path(f).name.startswith(KCONFIG_FILES) for f in apply.touched_files(patch))
 
 
+def _boot_settings(config: str, opts: RunOptions) -> BootSettings:
+    """The default boot settings, with the named config's own boot timeout if it has one."""
+    from pipeline import bootstep
+
+    settings = bootstep.default_settings()
+    timeout = kconfig.load_spec(config, opts.fragments).boot_timeout
+    return replace(settings, boot_timeout=float(timeout)) if timeout else settings
+
+
 def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str,
           progress: Progress) -> None:
     """Boot the step and run its suites (pipeline.bootstep); paths made run-relative."""
@@ -522,7 +537,7 @@ def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str
                            f"suites {', '.join(names)}")
     result = bootstep.boot_and_test(
         step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
-        step["localversion"], names, step_dir / "boot", bootstep.default_settings())
+        step["localversion"], names, step_dir / "boot", _boot_settings(step["config"], opts))
     prefix = f"{step_rel}/boot/"
     boot_rec = result["boot"]
     if boot_rec.get("console"):

@@ -55,3 +55,17 @@ def test_unknown_config_name_is_bad_input() -> None:
 def test_fragment_parser() -> None:
     got = kconfig.parse_fragment('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\n# note\n')
     assert got == {"A": "y", "B": "n", "C": '"x y"'}
+
+
+def test_a_config_may_set_its_own_boot_timeout() -> None:
+    from pipeline.boot import BootSettings
+    from pipeline.run import RunOptions, _boot_settings
+
+    opts = RunOptions(series="-", tree=None, base=None, base_remote=None, revision=None,
+                      allow_partial=False, configs=["default", "kasan"], fragments=[],
+                      no_cache=False, boot=True, suites=[], jobs=None, lore=None, argv=[])
+    assert kconfig.load_spec("default").boot_timeout is None
+    assert _boot_settings("default", opts).boot_timeout == BootSettings().boot_timeout
+    kasan = kconfig.load_spec("kasan").boot_timeout
+    assert kasan and kasan > BootSettings().boot_timeout
+    assert _boot_settings("kasan", opts).boot_timeout == kasan
