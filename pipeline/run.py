@@ -523,7 +523,7 @@ def _boot_settings(config: str, opts: RunOptions) -> BootSettings:
     from pipeline import bootstep
 
     settings = bootstep.default_settings()
-    timeout = kconfig.load_spec(config, opts.fragments).boot_timeout
+    timeout = kconfig.load_spec(config).boot_timeout  # a named config of configs.toml
     return replace(settings, boot_timeout=float(timeout)) if timeout else settings
 
 
