@@ -24,7 +24,7 @@ from pipeline import base, kconfig, series, tree
 from pipeline.record import kpipe_version
 
 if TYPE_CHECKING:
-    from pipeline.run import RunOptions
+    from pipeline.options import RunOptions
 
 SCHEMA = "kpipe-plan/1"
 SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")

@@ -59,13 +59,10 @@ def test_fragment_parser() -> None:
 
 def test_a_config_may_set_its_own_boot_timeout() -> None:
     from pipeline.boot import BootSettings
-    from pipeline.run import RunOptions, _boot_settings
+    from pipeline.runboot import boot_settings
 
-    opts = RunOptions(series="-", tree=None, base=None, base_remote=None, revision=None,
-                      allow_partial=False, configs=["default", "kasan"], fragments=[],
-                      no_cache=False, boot=True, suites=[], jobs=None, lore=None, argv=[])
     assert kconfig.load_spec("default").boot_timeout is None
-    assert _boot_settings("default", opts).boot_timeout == BootSettings().boot_timeout
+    assert boot_settings("default").boot_timeout == BootSettings().boot_timeout
     kasan = kconfig.load_spec("kasan").boot_timeout
     assert kasan and kasan > BootSettings().boot_timeout
-    assert _boot_settings("kasan", opts).boot_timeout == kasan
+    assert boot_settings("kasan").boot_timeout == kasan

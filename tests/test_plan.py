@@ -17,10 +17,12 @@ from types import SimpleNamespace
 import pytest
 from series_factory import one_patch_series
 
-from pipeline import plan, run
+from pipeline import lead_in, plan, stepwork
 from pipeline import warnings as diag
 from pipeline.build import BuildOutcome
+from pipeline.options import RunOptions
 from pipeline.progress import Progress
+from pipeline.reuse import ConfigPlan
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
 
@@ -115,7 +117,7 @@ def test_other_bad_input_exits_2(plan_file: Path, tmp_path: Path) -> None:
 
 def _fake_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: set[int],
                kconfig_patches: set[int]) -> tuple[list, list, list]:
-    """Run _lead_in(k=3) over five stand-in steps; return the builds and config merges."""
+    """Run lead_in(k=3) over five stand-in steps; return the builds and config merges."""
     builds: list[tuple[int, int]] = []
     merges: list[str] = []
     commits: list[str] = []
@@ -126,9 +128,9 @@ def _fake_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: set[int
         mine = diag.Diagnostic(f"f{j}.c", 1, "warning", f"f{j}.c")
         return BuildOutcome({"status": "fail" if j in failing else "pass"}, [*previous, mine])
 
-    monkeypatch.setattr(run, "build", fake_build)
-    monkeypatch.setattr(run, "_checkout", lambda wt, commit: commits.append(commit))
-    monkeypatch.setattr(run, "_configure",
+    monkeypatch.setattr(lead_in, "build", fake_build)
+    monkeypatch.setattr(stepwork, "checkout", lambda wt, commit: commits.append(commit))
+    monkeypatch.setattr(stepwork, "configure",
                         lambda spec, wt, build_dir: merges.append(commits[-1]) or [])
     patches = []
     for k in range(1, 5):
@@ -137,10 +139,10 @@ def _fake_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: set[int
         path.write_text(f"--- a/{name}\n+++ b/{name}\n")
         patches.append(path)
     applied = [{"commit": f"c{k}", "apply": {"status": "applied"}} for k in range(5)]
-    cplan = run.ConfigPlan(SimpleNamespace(name="default"), "h", ["key"] * 5, ["bkey"] * 5)
-    opts = run.RunOptions(series="", no_cache=True)
-    found = run._lead_in(opts, {"run_id": "x"}, tmp_path, cplan, applied, patches, 3,
-                         Progress(quiet=True))
+    cplan = ConfigPlan(SimpleNamespace(name="default"), "h", ["key"] * 5, ["bkey"] * 5)
+    opts = RunOptions(series="", no_cache=True)
+    found = lead_in.lead_in(opts, {"run_id": "x"}, tmp_path, cplan, applied, patches, 3,
+                            Progress(quiet=True))
     return builds, merges, found
 
 

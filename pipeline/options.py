@@ -1,0 +1,42 @@
+"""What one `kpipe run` is asked to do (RunOptions) and the error that makes it exit 3.
+
+Reads nothing; written by the CLI (pipeline/cli.py) or from a plan (pipeline/plan.py) and
+read by every stage of the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class RunOptions:
+    series: str
+    tree: Path | None = None
+    base: str | None = None
+    base_remote: str | None = None
+    revision: int | None = None
+    allow_partial: bool = False
+    configs: list[str] = field(default_factory=lambda: ["default"])
+    fragments: list[str] = field(default_factory=list)
+    no_cache: bool = False
+    boot: bool = False
+    suites: list[str] = field(default_factory=list)
+    jobs: int | None = None
+    lore: str | None = None
+    argv: list[str] = field(default_factory=list)
+    plan: dict | None = None
+    shard: int | None = None
+    run_dir: Path | None = None
+
+    @classmethod
+    def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:
+        """The options a plan fixes (configs, fragments, boot, suites), plus this machine's."""
+        opts = plan["options"]
+        return cls(series="", configs=list(opts["configs"]), fragments=list(opts["fragments"]),
+                   boot=opts["boot"], suites=list(opts["suites"]), plan=plan, shard=shard, **kw)
+
+
+class InfraError(Exception):
+    """Something kpipe needs is missing or broken (exit code 3)."""

@@ -1,0 +1,84 @@
+"""The small operations a walk does on one step: check out its commit, (re-)merge the config,
+save and load the warnings in force, name its LOCALVERSION and shape its record entry.
+
+Reads and writes the run's worktree (git checkout, the O= directory's .config) and the step's
+warnings.json.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+from pathlib import Path
+
+from pipeline import apply, kconfig
+from pipeline import warnings as diag
+from pipeline.options import InfraError
+
+KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
+
+
+def config_record(spec: kconfig.ConfigSpec, final: Path, dropped: list[dict],
+                  spec_hash: str) -> dict:
+    final_values = kconfig.read_config(final)
+    return {"name": spec.name, "fragments": spec.fragments, "requested": spec.requested,
+            "final": {s: final_values.get(s, "n") for s in spec.requested},
+            "dropped": dropped, "hash": spec_hash}
+
+
+def configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path) -> list[dict]:
+    """Merge the config into build_dir/.config, run olddefconfig; return the dropped symbols."""
+    kconfig.merge(spec, wt, build_dir / ".config")
+    proc = kconfig.olddefconfig(wt, build_dir, [])
+    if proc.returncode != 0:
+        raise InfraError(f"make olddefconfig failed: {proc.stderr.strip()[-400:]}")
+    return kconfig.dropped_symbols(spec, build_dir / ".config", wt)
+
+
+def localversion(config_name: str, k: int) -> str:
+    return f"-kpipe-{config_name}-s{k}" if config_name != "default" else f"-kpipe-s{k}"
+
+
+def raise_disk_full(step_dir: Path) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device during the build",
+                  str(step_dir / "build.log"))
+
+
+def new_step(k: int, config: str, step_in: dict, step_rel: str, version: str) -> dict:
+    return {"index": k, "config": config, "dir": step_rel, "localversion": version,
+            "key": "", "patch": k or None, "commit": step_in["commit"],
+            "apply": step_in["apply"], "build": {"status": "not-run", "config": config},
+            "boot": {"status": "not-run"}, "tests": [], "splats": [], "reused_from": None}
+
+
+def prefix_paths(build_rec: dict, step_rel: str) -> dict:
+    """A build record (paths relative to the step) with paths relative to the run."""
+    out = dict(build_rec)
+    out["log"] = f"{step_rel}/{build_rec['log']}"
+    out["artifacts"] = {k: f"{step_rel}/{v}" for k, v in build_rec["artifacts"].items()}
+    return out
+
+
+def save_warnings(step_dir: Path, found: list[diag.Diagnostic]) -> None:
+    data = [{"file": d.file, "line": d.line, "message": d.message, "unit": d.unit} for d in found]
+    (step_dir / "warnings.json").write_text(json.dumps(data, indent=0))
+
+
+def load_warnings(step_dir: Path) -> list[diag.Diagnostic]:
+    path = step_dir / "warnings.json"
+    if not path.exists():
+        return []
+    return [diag.Diagnostic(d["file"], d["line"], d["message"], d["unit"])
+            for d in json.loads(path.read_text())]
+
+
+def checkout(wt: Path, commit: str) -> None:
+    proc = subprocess.run(["git", "-C", str(wt), "checkout", "-q", "--detach", commit],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise InfraError(f"git checkout {commit[:12]} failed: {proc.stderr.strip()}")
+
+
+def touches_kconfig(patch: Path) -> bool:
+    return any(Path(f).name.startswith(KCONFIG_FILES) for f in apply.touched_files(patch))
