@@ -55,9 +55,11 @@ def test_a_rerun_reusing_every_step_has_no_difference() -> None:
 
 def test_pairs_are_runs_of_the_same_series(reports: Path) -> None:
     runs = viewer.load_runs(reports)
-    ids = {name: load(name)["run_id"] for name in ("mixed", "mixed-rerun", "rev1", "rev2")}
-    assert [(a.id, b.id) for a, b in viewer.pairs(runs)] == \
-        [(ids["mixed"], ids["mixed-rerun"]), (ids["rev1"], ids["rev2"])]
+    names = ("default-series", "kasan-interrupted", "mixed", "mixed-rerun", "rev1", "rev2")
+    ids = {name: load(name)["run_id"] for name in names}
+    assert sorted((a.id, b.id) for a, b in viewer.pairs(runs)) == sorted(
+        [(ids["default-series"], ids["kasan-interrupted"]), (ids["mixed"], ids["mixed-rerun"]),
+         (ids["rev1"], ids["rev2"])])
 
 
 def test_write_viewer_lists_every_run_and_prerenders_the_pair(reports: Path) -> None:
