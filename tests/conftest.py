@@ -97,6 +97,7 @@ class Kernel:
     config: Path
     localversion: str
     run_dir: Path
+    series: Path | None = None  # the series the run was given
 
 
 def kpipe_run(args: list[str], reports: Path) -> subprocess.CompletedProcess:
@@ -158,4 +159,6 @@ def lkdtm_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
     series = one_patch_series(kernel_tree.path, kernel_tree.head,
                               tmp_path_factory.mktemp("lkdtm-kernel") / "series", "lkdtm")
     proc = kpipe_run([str(series), "--fragment", "lkdtm"], shared_reports)
-    return _step_kernel(proc, shared_reports, 0)
+    kernel = _step_kernel(proc, shared_reports, 0)
+    kernel.series = series
+    return kernel
