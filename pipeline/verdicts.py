@@ -34,6 +34,10 @@ def step_passes(step: dict) -> bool:
     return step_ok(step) and all(t["status"] in ("pass", "skip") for t in step["tests"])
 
 
+def _verdict(kind: str, config: str, step: int, detail: str, test: str | None = None) -> dict:
+    return {"kind": kind, "test": test, "step": step, "config": config, "detail": detail}
+
+
 def compute(steps: list[dict]) -> list[dict]:
     verdicts: list[dict] = []
     for config, seq in _by_config(steps).items():
@@ -55,10 +59,9 @@ def _bisectability(config: str, seq: list[dict]) -> list[dict]:
         if not step_ok(step):
             what = ("apply" if step["apply"]["status"] not in OK_APPLY else
                     "build" if step["build"]["status"] != "pass" else "boot")
-            out.append({"kind": "not-bisectable-at", "test": None, "step": step["index"],
-                        "config": config,
-                        "detail": f"patch {step['index']} does not {what} "
-                                  f"({step[what]['status']}) while the tip does"})
+            out.append(_verdict("not-bisectable-at", config, step["index"],
+                                f"patch {step['index']} does not {what} "
+                                f"({step[what]['status']}) while the tip does"))
     return out
 
 
@@ -73,26 +76,24 @@ def _tests(config: str, seq: list[dict]) -> list[dict]:
         statuses = [by_step.get(i, {}).get("status") for i in indexes]
         for i, test in by_step.items():
             if test.get("flaky"):
-                out.append({"kind": "flaky", "test": name, "step": i, "config": config,
-                            "detail": f"{name} changed result on a retry at step {i}"})
+                out.append(_verdict("flaky", config, i,
+                                    f"{name} changed result on a retry at step {i}", name))
         base = statuses[0]
         if base == "fail":
             for pos in range(1, len(indexes)):
                 if all(s == "pass" for s in statuses[pos:]) and statuses[pos - 1] != "pass":
-                    out.append({"kind": "fixed-by", "test": name, "step": indexes[pos],
-                                "config": config,
-                                "detail": f"{name} fails at the base and passes from patch "
-                                          f"{indexes[pos]} on"})
+                    out.append(_verdict("fixed-by", config, indexes[pos],
+                                        f"{name} fails at the base and passes from patch "
+                                        f"{indexes[pos]} on", name))
                     break
         elif base == "pass":
             for pos in range(1, len(indexes)):
                 if statuses[pos] == "fail":
                     kind = "regressed-at" if statuses[-1] == "fail" else "broken-at"
-                    out.append({"kind": kind, "test": name, "step": indexes[pos],
-                                "config": config,
-                                "detail": f"{name} passes at the base and fails at patch "
-                                          f"{indexes[pos]}"
-                                          + (" and after" if kind == "regressed-at" else "")})
+                    after = " and after" if kind == "regressed-at" else ""
+                    out.append(_verdict(kind, config, indexes[pos],
+                                        f"{name} passes at the base and fails at patch "
+                                        f"{indexes[pos]}{after}", name))
                     break
     return out
 
@@ -103,10 +104,9 @@ def _warnings(config: str, seq: list[dict]) -> list[dict]:
         new = step["build"].get("warnings_new") or []
         if new:
             first = new[0]
-            out.append({"kind": "new-warning-at", "test": None, "step": step["index"],
-                        "config": config,
-                        "detail": f"{len(new)} new warning(s), first: {first['file']}:"
-                                  f"{first['line']}: {first['message']}"})
+            out.append(_verdict("new-warning-at", config, step["index"],
+                                f"{len(new)} new warning(s), first: {first['file']}:"
+                                f"{first['line']}: {first['message']}"))
     return out
 
 
@@ -120,9 +120,8 @@ def _splats(config: str, seq: list[dict]) -> list[dict]:
                 continue
             seen.add(key)
             if step["index"] > 0:
-                out.append({"kind": "new-splat-at", "test": splat.get("test"),
-                            "step": step["index"], "config": config,
-                            "detail": f"{splat['kind']}: {splat['title']}"})
+                out.append(_verdict("new-splat-at", config, step["index"],
+                                    f"{splat['kind']}: {splat['title']}", splat.get("test")))
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pipeline import record
+from pipeline import record, verdicts
 from pipeline.report import junit, kcidb, mail, markdown
 
 RECORDS = Path(__file__).parent / "golden" / "records"
@@ -140,3 +140,15 @@ def test_hostile_subject_is_inert_in_markdown_and_junit() -> None:
     root = ET.fromstring(junit.render_junit(rec))
     patch = root.find("testsuite[2]/properties/property[@name='patch']")
     assert patch.get("value") == rec["series"]["patches"][0]["subject"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_verdicts_recomputed_from_the_steps_equal_the_recorded_ones(name: str) -> None:
+    """Every real record's verdicts follow from its steps (an interrupted run's from the steps
+    it reached), and a complete run's exit code from its verdicts and tip."""
+    rec = load(name)
+    assert verdicts.compute(rec["steps"]) == rec["verdicts"]
+    if rec["status"] == "complete":
+        assert verdicts.exit_code(rec) == rec["exit_code"]
+    else:
+        assert (rec["status"], rec["exit_code"]) == ("interrupted", 130)
