@@ -17,7 +17,6 @@ first attempt never reached the runner, the flake the retry rule absorbs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import bootstep, paths  # noqa: E402
+from pipeline import boot, bootstep, paths, record  # noqa: E402
 
 STAMP = re.compile(r"^\[\s*(\d+\.\d+)\]\s*(.*)$")
 # console line -> phase boundary it marks (virtme-ng-init's own log lines, the runner's marks)
@@ -40,8 +39,8 @@ MARKS = {
     "udev": re.compile(r"virtme-ng-init: Starting systemd-udevd"),
     "udev_done": re.compile(r"virtme-ng-init: udev is done"),
     "script": re.compile(r"virtme-ng-init: starting script"),
-    "runner": re.compile(r"kpipe: runner start"),
-    "first_case": re.compile(r"kpipe: case "),
+    "runner": re.compile(re.escape(boot.RUNNER_START)),
+    "first_case": re.compile(re.escape(boot.FIRST_CASE)),
 }
 COLUMNS = [  # (label, from mark, to mark): guest-clock seconds between two console lines
     ("kernel", None, "init"),
@@ -88,7 +87,7 @@ def step_localversion(step: Path) -> str:
     """The step's LOCALVERSION from its run's record (the smoke suite checks `uname -r`)."""
     run_dir = step.resolve().parents[2]
     rel = str(step.resolve().relative_to(run_dir))
-    rec = json.loads((run_dir / "results.json").read_text())
+    rec = record.load(run_dir)
     return next(s["localversion"] for s in rec["steps"] if s["dir"] == rel)
 
 
@@ -124,19 +123,19 @@ def main() -> int:
                                             step / ".config", localversion, suites, out,
                                             settings)
             wall = time.monotonic() - t0
-            boot = result["boot"]
-            attempts = boot.get("attempts", [])
+            booted = result["boot"]
+            attempts = booted.get("attempts", [])
             early += len(attempts) > 1  # only a failure before the runner is retried
-            failed += boot["status"] != "pass"
-            console = out / boot["console"] if boot.get("console") else None
+            failed += booted["status"] != "pass"
+            console = out / booted["console"] if booted.get("console") else None
             row = phases(marks(console)) if console and console.exists() else [None] * 6
             rows.append(row)
             walls.append(wall)
-            first = boot.get("first_test_seconds")  # host clock, from vng's start
+            first = booted.get("first_test_seconds")  # host clock, from vng's start
             if first is not None:
                 firsts.append(first)
             cells = " ".join(f"{fmt(v):>13}" for v in row)
-            print(f"{n:>4} {boot.get('accel', ''):>5} {boot['status']:>6} {len(attempts):>5} "
+            print(f"{n:>4} {booted.get('accel', ''):>5} {booted['status']:>6} {len(attempts):>5} "
                   f"{cells} {fmt(first):>8} {wall:7.1f}", flush=True)
             if not args.keep:
                 shutil.rmtree(out, ignore_errors=True)
