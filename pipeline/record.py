@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -58,6 +59,11 @@ def new_record(run_id: str, argv: list[str]) -> dict:
         "exit_code": None, "error": None, "host": host_info(), "series": None, "base": None,
         "configs": [], "steps": [], "verdicts": [], "stages": {},
     }
+
+
+def stage_time(record: dict, name: str, start: float) -> None:
+    """Record the seconds since `start` (time.monotonic()) that stage `name` took."""
+    record["stages"][name] = round(time.monotonic() - start, 1)
 
 
 def validate(record: dict) -> None:

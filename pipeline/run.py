@@ -25,7 +25,7 @@ from pipeline.lead_in import ranges as walk_ranges
 from pipeline.options import InfraError, RunOptions
 from pipeline.progress import Progress
 from pipeline.reuse import plan_configs, reuse_everything
-from pipeline.walk import stage_time, walk_config
+from pipeline.walk import walk_config
 from pipeline.worktree import WorktreeError, worktree
 
 __all__ = ["InfraError", "RunOptions", "run"]
@@ -113,7 +113,7 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
                                       opts.lore).to_dict()
         for warning in rec["series"]["warnings"]:
             progress.warn(warning)
-    stage_time(rec, "series", t0)
+    record.stage_time(rec, "series", t0)
     record.write(run_dir, rec)
 
     t0 = time.monotonic()
@@ -129,7 +129,7 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     if "warning" in chosen:
         progress.warn(chosen["warning"])
     progress.info(f"base {chosen['commit'][:12]} ({chosen['rule']}: {chosen['detail']})")
-    stage_time(rec, "base", t0)
+    record.stage_time(rec, "base", t0)
     record.write(run_dir, rec)
 
     patch_files = apply.split_mbox(run_dir / rec["series"]["mbox"],
@@ -141,7 +141,7 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     with worktree(info.path, chosen["commit"], f"run-{rec['run_id']}") as wt:
         t0 = time.monotonic()
         applied = _apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
-        stage_time(rec, "apply", t0)
+        record.stage_time(rec, "apply", t0)
         for config_name, (first, last) in ranges.items():
             walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
                         progress, first, last)

@@ -21,10 +21,6 @@ from pipeline.reuse import ConfigPlan, reusable, reuse_build
 from pipeline.runboot import boot_step
 
 
-def stage_time(rec: dict, name: str, start: float) -> None:
-    rec["stages"][name] = round(time.monotonic() - start, 1)
-
-
 def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,
                 applied: list[dict], patch_files: list[Path], progress: Progress,
                 first: int = 0, last: int | None = None) -> None:
@@ -39,7 +35,7 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
                                                  spec_hash))
     for d in dropped:
         progress.warn(f"config {config_name}: CONFIG_{d['sym']} dropped ({d['unmet']})")
-    stage_time(rec, f"kconfig:{config_name}", t0)
+    record.stage_time(rec, f"kconfig:{config_name}", t0)
     t_build = time.monotonic()
     previous: list[diag.Diagnostic] = []
     if first > 0:
@@ -93,4 +89,4 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
         if opts.boot and step["build"]["status"] == "pass":
             boot_step(opts, rec, step, run_dir, progress)
         record.write(run_dir, rec)
-    stage_time(rec, f"build:{config_name}", t_build)
+    record.stage_time(rec, f"build:{config_name}", t_build)
