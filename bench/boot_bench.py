@@ -3,7 +3,7 @@
 goes and how many boots failed before the guest runner started.
 
 Reads a step directory of a kpipe run (bzImage, System.map, .config; default: step 0 of the
-newest run in the reports dir that built one) and boots it with pipeline.bootstep (the run's
+newest run in the reports dir that built one) and boots it with pipeline.boot.step (the run's
 default settings, the smoke suite unless told otherwise), each boot in a temporary directory.
 Prints one line per boot: from the console's timestamps (guest clock) kernel start to init,
 vng's init (systemd-tmpfiles, udev coldplug and settle), the guest runner's own start and the
@@ -29,7 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import boot, bootstep, paths, record  # noqa: E402
+from pipeline import paths  # noqa: E402
+from pipeline.boot import step as bootstep  # noqa: E402
+from pipeline.boot import vng as boot  # noqa: E402
+from pipeline.record import store as record  # noqa: E402
 
 STAMP = re.compile(r"^\[\s*(\d+\.\d+)\]\s*(.*)$")
 # console line -> phase boundary it marks (virtme-ng-init's own log lines, the runner's marks)

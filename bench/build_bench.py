@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import paths, tree  # noqa: E402
+from pipeline import paths  # noqa: E402
+from pipeline.intake import tree  # noqa: E402
 
 
 def ccache_stats(cache: Path) -> str:

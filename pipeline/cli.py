@@ -17,12 +17,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import base, doctor, kconfig, merge, paths, series, tree
-from pipeline import plan as planmod
+from pipeline import doctor, paths
+from pipeline.build import kconfig
+from pipeline.fanout import merge
+from pipeline.fanout import plan as planmod
+from pipeline.intake import base, series, tree
 from pipeline.progress import Progress
 from pipeline.report import atomic
 from pipeline.report import render as report_render
-from pipeline.run import RunOptions, run
+from pipeline.run.main import RunOptions, run
 
 
 def _sigterm(signum: int, frame: object) -> None:

@@ -76,7 +76,7 @@ def checks(probe_accel: bool = True) -> list[dict]:
 
 def _accel() -> dict:
     try:
-        from pipeline import accel
+        from pipeline.boot import accel
     except ImportError as exc:
         return {"name": "accel", "ok": False, "detail": f"probe unavailable: {exc}", "fix": ""}
     result = accel.probe()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import tree
+from pipeline.intake import tree
 
 GOLDEN = Path(__file__).parent / "golden"
 

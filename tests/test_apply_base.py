@@ -16,7 +16,7 @@ import pytest
 from conftest import git
 from series_factory import _edit
 
-from pipeline import apply, base, series
+from pipeline.intake import apply, base, series
 
 SCSI = "drivers/vhost/scsi.c"
 
@@ -161,7 +161,7 @@ def test_base_fetched_from_remote(sparse_worktree: Path, kernel_tree, tmp_path: 
 
 
 def test_known_trees_give_the_vhost_remote_for_fetched_series() -> None:
-    from pipeline import trees
+    from pipeline.intake import trees
 
     assert trees.default_remote("msgid:x@y").endswith("mst/vhost.git")
     assert trees.known_trees()["vhost"]["branch"] == "linux-next"

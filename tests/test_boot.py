@@ -1,6 +1,6 @@
 """Boot launcher: process group, timeouts, console capture, the retry-once rule.
 
-The first tests drive pipeline.boot with a stand-in for vng (a script written to tmp_path that
+The first tests drive pipeline.boot.vng with a stand-in for vng (a script written to tmp_path that
 behaves like vng in one way: boots fine, hangs, prints nothing, panics, ignores SIGTERM...)
 and a background `sleep` standing in for QEMU, so the kill-the-group logic is checked for
 real. The last tests boot the real base kernel (fixture `base_kernel`).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import boot
+from pipeline.boot import vng as boot
 
 FAKE_VNG = textwrap.dedent("""\
     #!{python}
@@ -122,7 +122,7 @@ def test_early_oops_is_retried_once_and_retry_wins(tmp_path, fake_vng):
 
 
 def test_silent_guest_twice_is_an_infrastructure_error(tmp_path, fake_vng):
-    from pipeline.bootstep import boot_status
+    from pipeline.boot.step import boot_status
 
     out = _run(tmp_path, fake_vng("silent"))
     assert [a.reason for a in out.attempts] == ["no-console-rc-255"] * 2
@@ -148,7 +148,7 @@ def test_run_hang_is_not_retried(tmp_path, fake_vng):
 
 
 def test_panic_during_tests_is_not_retried(tmp_path, fake_vng):
-    from pipeline.bootstep import boot_status
+    from pipeline.boot.step import boot_status
 
     out = _run(tmp_path, fake_vng("panic"))
     assert [a.reason for a in out.attempts] == ["guest-died"]
@@ -177,7 +177,7 @@ def test_vng_gets_venv_bin_on_path():
 
 
 def test_accel_probe_reports_a_choice(tmp_path):
-    from pipeline import accel
+    from pipeline.boot import accel
 
     res = accel.probe(refresh=True, cache_file=tmp_path / "accel.json")
     assert res["accel"] in ("kvm", "tcg") and res["reason"] and res["cpu_model"]
@@ -198,7 +198,7 @@ def _qemu_pids(out: Path) -> set[int]:
 # --- real kernel -------------------------------------------------------------------------
 @pytest.mark.e2e  # boots the real base kernel
 def test_smoke_on_the_base_kernel(base_kernel, tmp_path):
-    from pipeline.bootstep import boot_and_test
+    from pipeline.boot.step import boot_and_test
 
     res = boot_and_test(base_kernel.bzimage, base_kernel.system_map, base_kernel.config,
                         base_kernel.localversion, ["smoke"], tmp_path / "step",
@@ -221,7 +221,7 @@ def test_smoke_on_the_base_kernel(base_kernel, tmp_path):
 
 @pytest.mark.e2e  # boots the real base kernel
 def test_wrong_localversion_fails_the_uname_case(base_kernel, tmp_path):
-    from pipeline.bootstep import boot_and_test
+    from pipeline.boot.step import boot_and_test
 
     res = boot_and_test(base_kernel.bzimage, base_kernel.system_map, base_kernel.config,
                         "-not-this-kernel", ["smoke"], tmp_path / "step", boot.BootSettings())
@@ -233,7 +233,7 @@ def test_wrong_localversion_fails_the_uname_case(base_kernel, tmp_path):
 
 @pytest.mark.e2e  # boots the real base kernel
 def test_suite_whose_prerequisite_is_missing_is_skipped_with_the_reason(base_kernel, tmp_path):
-    from pipeline.bootstep import boot_and_test
+    from pipeline.boot.step import boot_and_test
 
     cfg = tmp_path / "config"
     cfg.write_text(base_kernel.config.read_text().replace("CONFIG_VHOST_SCSI=y",
@@ -247,7 +247,7 @@ def test_suite_whose_prerequisite_is_missing_is_skipped_with_the_reason(base_ker
 
 # --- turning a guest's output into test records (no VM) ------------------------------------
 def _guest(tmp_path: Path, ktap_text: str, events: list[dict], suite_name: str = "s"):
-    from pipeline import suites as suitemod
+    from pipeline.boot import suites as suitemod
 
     sdir = tmp_path / "suites" / suite_name
     sdir.mkdir(parents=True)
@@ -264,7 +264,8 @@ def _guest(tmp_path: Path, ktap_text: str, events: list[dict], suite_name: str =
 
 
 def _collect(tmp_path, ktap_text, events, log_text="", detail="guest died"):
-    from pipeline import bootstep, splats
+    from pipeline.boot import splats
+    from pipeline.boot import step as bootstep
 
     suite, rw = _guest(tmp_path, ktap_text, events)
     allow = tmp_path / "allow.txt"

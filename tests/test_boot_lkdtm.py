@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.boot import BootSettings
-from pipeline.bootstep import boot_and_test
+from pipeline.boot.step import boot_and_test
+from pipeline.boot.vng import BootSettings
 from pipeline.paths import VIRTME_TESTS_DIR
 
 pytestmark = pytest.mark.e2e  # boots the LKDTM kernel

@@ -20,7 +20,8 @@ import jsonschema
 import pytest
 from series_factory import one_patch_series
 
-from pipeline import paths, record
+from pipeline import paths
+from pipeline.record import store as record
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
 BUILD_ONLY = ["--no-boot"]  # these tests are about apply and build; booting has its own tests

@@ -32,7 +32,8 @@ import gha
 import jsonschema
 import pytest
 
-from pipeline import paths, record
+from pipeline import paths
+from pipeline.record import store as record
 
 pytestmark = pytest.mark.e2e  # builds shard 2's lead-in and steps 3-5 (and the mixed run)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import kconfig
+from pipeline.build import kconfig
 
 
 def _configure(spec: kconfig.ConfigSpec, wt: Path, out: Path) -> list[dict]:
@@ -58,8 +58,8 @@ def test_fragment_parser() -> None:
 
 
 def test_a_config_may_set_its_own_boot_timeout() -> None:
-    from pipeline.boot import BootSettings
-    from pipeline.runboot import boot_settings
+    from pipeline.boot.vng import BootSettings
+    from pipeline.run.boot_steps import boot_settings
 
     assert kconfig.load_spec("default").boot_timeout is None
     assert boot_settings("default").boot_timeout == BootSettings().boot_timeout

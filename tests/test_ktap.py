@@ -1,6 +1,6 @@
 """KTAP parser: results, directives, diagnostics, and incomplete output."""
 
-from pipeline import ktap
+from pipeline.boot import ktap
 
 SAMPLE = """\
 KTAP version 1

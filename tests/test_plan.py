@@ -17,12 +17,13 @@ from types import SimpleNamespace
 import pytest
 from series_factory import one_patch_series
 
-from pipeline import lead_in, plan, stepwork
-from pipeline import warnings as diag
-from pipeline.build import BuildOutcome
-from pipeline.options import RunOptions
+from pipeline.build import diagnostics as diag
+from pipeline.build.make import BuildOutcome
+from pipeline.fanout import plan
 from pipeline.progress import Progress
-from pipeline.reuse import ConfigPlan
+from pipeline.run import lead_in, stepwork
+from pipeline.run.options import RunOptions
+from pipeline.run.reuse import ConfigPlan
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
 

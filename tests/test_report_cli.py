@@ -19,7 +19,7 @@ import pytest
 from pipeline import paths
 from pipeline.progress import Progress
 from pipeline.report import html
-from pipeline.run import RunOptions, run
+from pipeline.run.main import RunOptions, run
 
 RECORDS = Path(__file__).parent / "golden" / "records"
 

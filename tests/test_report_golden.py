@@ -18,7 +18,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pipeline import record, verdicts
+from pipeline.record import store as record
+from pipeline.record import verdicts
 from pipeline.report import junit, kcidb, mail, markdown
 
 RECORDS = Path(__file__).parent / "golden" / "records"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import series
+from pipeline.intake import series
 
 SAMPLES = Path(__file__).parent / "golden" / "mbox"
 GOOD = ["folder", "series.mbox", "with-reply.mbox", "duplicate.mbox", "two-revisions.mbox",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lore_standin import LoreStandin
 
-from pipeline import series
+from pipeline.intake import series
 
 SAMPLES = Path(__file__).parent / "golden" / "mbox"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import splats
+from pipeline.boot import splats
 
 GOLDEN = Path(__file__).parent / "golden" / "dmesg"
 SAMPLES = sorted(p for p in GOLDEN.glob("*.log"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline import steps
+from pipeline.record import keys as steps
 
 
 def test_key_depends_on_every_input() -> None:

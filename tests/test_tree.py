@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import paths, tree
+from pipeline import paths
+from pipeline.intake import tree
 
 
 def _tarball(path: Path, mtime: int) -> Path:

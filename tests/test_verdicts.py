@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline import verdicts
+from pipeline.record import verdicts
 
 
 def _step(k: int, tests: dict[str, str] | None = None, apply: str = "applied",

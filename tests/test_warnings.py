@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import warnings as diag
+from pipeline.build import diagnostics as diag
 
 GOLDEN = Path(__file__).parent / "golden" / "build"
 

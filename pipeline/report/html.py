@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.record import kpipe_version
+from pipeline.record.store import kpipe_version
 from pipeline.report import atomic, model
 from pipeline.report.env import render
 from pipeline.report.text import LogExcerpt, cap, clean, read_capped
@@ -66,7 +66,7 @@ def _logs(rec: dict, run_dir: Path) -> list[tuple[str, LogExcerpt | None]]:
 
 def write_run(run_dir: Path, rec: dict | None = None) -> Path:
     """Render the run's page into its directory; return the path."""
-    from pipeline import record
+    from pipeline.record import store as record
 
     rec = rec if rec is not None else record.load(run_dir)
     return atomic.write_text(run_dir / REPORT_FILE, render_run(rec, run_dir))

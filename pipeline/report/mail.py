@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from email.utils import parseaddr
 
-from pipeline.record import kpipe_version
+from pipeline.record.store import kpipe_version
 from pipeline.report import model, summary
 from pipeline.report.env import render
 from pipeline.report.text import clean, columns, one_line

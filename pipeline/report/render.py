@@ -12,7 +12,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import paths, record
+from pipeline import paths
+from pipeline.record import store as record
 from pipeline.report import atomic, html, junit, kcidb, mail, markdown, viewer
 
 FILES = {"html": html.REPORT_FILE, "mail": "report.mail", "markdown": "summary.md",

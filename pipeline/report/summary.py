@@ -7,9 +7,9 @@ Reads a record; writes nothing. `headline` says the outcome and the verdicts tha
 
 from __future__ import annotations
 
+from pipeline.record.verdicts import BAD_VERDICTS
 from pipeline.report import model
 from pipeline.report.text import one_line
-from pipeline.verdicts import BAD_VERDICTS
 
 
 def bad_verdicts(rec: dict) -> list[dict]:

@@ -25,9 +25,9 @@ sys.path.insert(0, str(HERE.parents[1]))  # tests/, for make_suite
 
 from test_boot_lkdtm import make_suite  # noqa: E402
 
-from pipeline import splats  # noqa: E402
-from pipeline.boot import BootSettings  # noqa: E402
-from pipeline.bootstep import boot_and_test  # noqa: E402
+from pipeline.boot import splats  # noqa: E402
+from pipeline.boot.step import boot_and_test  # noqa: E402
+from pipeline.boot.vng import BootSettings  # noqa: E402
 from pipeline.paths import VIRTME_TESTS_DIR  # noqa: E402
 
 BASE = Path("/work/scratch/kernels/base")

@@ -15,8 +15,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import paths, record, steps, verdicts
-from pipeline.record import kpipe_version
+from pipeline import paths
+from pipeline.record import keys as steps
+from pipeline.record import store as record
+from pipeline.record import verdicts
+from pipeline.record.store import kpipe_version
 
 # A failed shard makes the merged run fail the same way; the first such shard names the status.
 FAILED = {"bad-input": 2, "infra-error": 3, "interrupted": 130, "running": 3}

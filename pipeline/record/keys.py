@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from pipeline import paths
-from pipeline.record import kpipe_version
+from pipeline.record.store import kpipe_version
 
 
 def step_key(base_commit: str, patch_ids: list[str], config_hash: str, extra: dict) -> str:

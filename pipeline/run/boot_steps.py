@@ -12,26 +12,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline import kconfig, record
-from pipeline.options import RunOptions
+from pipeline.build import kconfig
 from pipeline.progress import Progress
+from pipeline.record import store as record
+from pipeline.run.options import RunOptions
 
 if TYPE_CHECKING:  # bootstep is imported only by runs that boot
-    from pipeline.bootstep import BootSettings
+    from pipeline.boot.step import BootSettings
 
 
 def suite_names(opts: RunOptions) -> list[str]:
     """The suites this run's guests run: none without boot, else --suite or configs/."""
     if not opts.boot:
         return []
-    from pipeline import suites as suitemod
+    from pipeline.boot import suites as suitemod
 
     return opts.suites or suitemod.chosen_suites()
 
 
 def boot_settings(config: str) -> BootSettings:
     """The default boot settings, with the named config's own boot timeout if it has one."""
-    from pipeline import bootstep
+    from pipeline.boot import step as bootstep
 
     settings = bootstep.default_settings()
     timeout = kconfig.load_spec(config).boot_timeout  # a named config of configs.toml
@@ -50,8 +51,8 @@ def boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
 
 def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str,
           progress: Progress) -> None:
-    """Boot the step and run its suites (pipeline.bootstep); paths made run-relative."""
-    from pipeline import bootstep
+    """Boot the step and run its suites (pipeline.boot.step); paths made run-relative."""
+    from pipeline.boot import step as bootstep
 
     names = suite_names(opts)
     progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import paths
-from pipeline import warnings as diag
+from pipeline.build import diagnostics as diag
 
 ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "System.map": "System.map", ".config": ".config"}
 BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 2026"

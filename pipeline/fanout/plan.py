@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 import jsonschema
 
-from pipeline import base, kconfig, series, tree
-from pipeline.record import kpipe_version
+from pipeline.build import kconfig
+from pipeline.intake import base, series, tree
+from pipeline.record.store import kpipe_version
 
 if TYPE_CHECKING:
-    from pipeline.options import RunOptions
+    from pipeline.run.options import RunOptions
 
 SCHEMA = "kpipe-plan/1"
 SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
@@ -66,9 +67,9 @@ def _digest(plan: dict) -> str:
 def make(req: RunOptions, shards: int) -> dict:
     """Read the series, choose the base, hash the configs and split the steps into shards.
 
-    `req` holds what a run of the series would be given (pipeline.run.RunOptions).
+    `req` holds what a run of the series would be given (pipeline.run.main.RunOptions).
     """
-    from pipeline import suites as suitemod
+    from pipeline.boot import suites as suitemod
 
     if shards < 1:
         raise PlanError(f"--shards {shards}: at least one shard is needed")

@@ -19,14 +19,18 @@ import errno
 import time
 from pathlib import Path
 
-from pipeline import apply, base, kconfig, paths, record, series, tree, verdicts
-from pipeline import plan as planmod
-from pipeline.lead_in import ranges as walk_ranges
-from pipeline.options import InfraError, RunOptions
+from pipeline import paths
+from pipeline.build import kconfig
+from pipeline.fanout import plan as planmod
+from pipeline.intake import apply, base, series, tree
+from pipeline.intake.worktree import WorktreeError, worktree
 from pipeline.progress import Progress
-from pipeline.reuse import plan_configs, reuse_everything
-from pipeline.walk import walk_config
-from pipeline.worktree import WorktreeError, worktree
+from pipeline.record import store as record
+from pipeline.record import verdicts
+from pipeline.run.lead_in import ranges as walk_ranges
+from pipeline.run.options import InfraError, RunOptions
+from pipeline.run.reuse import plan_configs, reuse_everything
+from pipeline.run.walk import walk_config
 
 __all__ = ["InfraError", "RunOptions", "run"]
 

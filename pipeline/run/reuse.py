@@ -13,11 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import apply, kconfig, paths, record, steps
-from pipeline import plan as planmod
-from pipeline.options import RunOptions
+from pipeline import paths
+from pipeline.build import kconfig
+from pipeline.fanout import plan as planmod
+from pipeline.intake import apply
 from pipeline.progress import Progress
-from pipeline.runboot import boot_step, suite_names
+from pipeline.record import keys as steps
+from pipeline.record import store as record
+from pipeline.run.boot_steps import boot_step, suite_names
+from pipeline.run.options import RunOptions
 
 
 @dataclass

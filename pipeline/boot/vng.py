@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import accel as accel_mod
+from pipeline.boot import accel as accel_mod
 
 VENV_BIN = Path(sys.executable).parent
 RUNNER_START = "kpipe: runner start"

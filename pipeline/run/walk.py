@@ -11,14 +11,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline import record, steps, stepwork
-from pipeline import warnings as diag
-from pipeline.build import build
-from pipeline.lead_in import lead_in
-from pipeline.options import RunOptions
+from pipeline.build import diagnostics as diag
+from pipeline.build.make import build
 from pipeline.progress import Progress
-from pipeline.reuse import ConfigPlan, reusable, reuse_build
-from pipeline.runboot import boot_step
+from pipeline.record import keys as steps
+from pipeline.record import store as record
+from pipeline.run import stepwork
+from pipeline.run.boot_steps import boot_step
+from pipeline.run.lead_in import lead_in
+from pipeline.run.options import RunOptions
+from pipeline.run.reuse import ConfigPlan, reusable, reuse_build
 
 
 def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,

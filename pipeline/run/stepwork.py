@@ -12,9 +12,10 @@ import json
 import subprocess
 from pathlib import Path
 
-from pipeline import apply, kconfig
-from pipeline import warnings as diag
-from pipeline.options import InfraError
+from pipeline.build import diagnostics as diag
+from pipeline.build import kconfig
+from pipeline.intake import apply
+from pipeline.run.options import InfraError
 
 KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
 

@@ -15,13 +15,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline import boot as bootmod
-from pipeline import ktap
-from pipeline import splats as splatmod
-from pipeline import suites as suitemod
-from pipeline.boot import BootSettings
+from pipeline import paths
+from pipeline.boot import ktap
+from pipeline.boot import splats as splatmod
+from pipeline.boot import suites as suitemod
+from pipeline.boot import vng as bootmod
+from pipeline.boot.vng import BootSettings
 
-RUNNER = Path(__file__).resolve().parent.parent / "virtme-tests" / "runner.py"
+RUNNER = paths.VIRTME_TESTS_DIR / "runner.py"
 GUEST_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
 OOM_RE = re.compile(r"invoked oom-killer|Out of memory: Killed process")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import b4
 
-from pipeline import series, trees
+from pipeline.intake import series, trees
 from pipeline.locking import locked
 
 

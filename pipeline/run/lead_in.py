@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import paths, stepwork
-from pipeline import plan as planmod
-from pipeline import warnings as diag
-from pipeline.build import build
-from pipeline.options import RunOptions
+from pipeline import paths
+from pipeline.build import diagnostics as diag
+from pipeline.build.make import build
+from pipeline.fanout import plan as planmod
 from pipeline.progress import Progress
-from pipeline.reuse import ConfigPlan, reusable
+from pipeline.run import stepwork
+from pipeline.run.options import RunOptions
+from pipeline.run.reuse import ConfigPlan, reusable
 
 
 def ranges(opts: RunOptions, patches: int) -> dict[str, tuple[int, int]]:

@@ -1,0 +1,1 @@
+"""Build: make the .config (kconfig), build the kernel (make), read its diagnostics."""

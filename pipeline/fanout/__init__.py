@@ -1,0 +1,1 @@
+"""Fan-out: split a run into shards (plan) and merge their records (merge)."""

@@ -1,0 +1,1 @@
+"""Record: the run's results.json (store), its reuse keys and look-ups, and the verdicts."""

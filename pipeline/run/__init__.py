@@ -1,0 +1,1 @@
+"""Run: string the stages together for one run (options, walk over steps, reuse, lead-in)."""
