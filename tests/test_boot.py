@@ -31,6 +31,8 @@ FAKE_VNG = textwrap.dedent("""\
         open(state, "w").write(str(n))
     if mode == "flaky":
         mode = "early-oops" if n == 1 else "ok"
+    if mode == "kvm-fault":  # what a nested KVM does to a real kernel here: QEMU stops, paused
+        mode = "ok" if "--disable-kvm" in sys.argv else "kvm-fault"
     # the stand-in for QEMU: a child in vng's process group
     qemu = subprocess.Popen(["sleep", "300"])
     open(os.environ["FAKE_VNG_PIDS"], "a").write(f"{{qemu.pid}}\\n")
@@ -40,6 +42,10 @@ FAKE_VNG = textwrap.dedent("""\
         sys.exit(255)
     say("[    0.000000] Linux version 6.12.117-kpipe-base")
     say("[    0.500000] Run /init as init process")
+    if mode == "kvm-fault":
+        say("KVM internal error. Suberror: 1")
+        say("emulation failure")
+        time.sleep(300)
     if mode == "early-oops":
         say("[    0.600000] Oops: int3: 0000 [#1] PREEMPT SMP")
         say("[    0.600001] RIP: 0010:enqueue_timer+0x10/0x40")
@@ -118,6 +124,27 @@ def test_early_oops_is_retried_once_and_retry_wins(tmp_path, fake_vng):
     out = _run(tmp_path, fake_vng("flaky"))
     assert [a.reason for a in out.attempts] == ["early-fault", "ok"]
     assert "Oops" in out.attempts[0].console.read_text()
+    _assert_no_leftovers(fake_vng)
+
+
+def test_kvm_fault_ends_the_attempt_and_the_retry_runs_under_tcg(tmp_path, fake_vng,
+                                                                monkeypatch):
+    from pipeline.boot import accel
+
+    monkeypatch.setenv("KPIPE_CACHE", str(tmp_path / "cache"))
+    qemu = accel.shutil.which(accel.QEMU)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "accel.json").write_text(json.dumps(
+        {"key": accel._cache_key(qemu), "result": {"accel": "kvm", "reason": "probe passed",
+                                                  "cpu_model": "host", "ok": True}}))
+    settings = fake_vng("kvm-fault", retry_early_failures=False)
+    settings.accel = "auto"
+    start = time.monotonic()
+    out = _run(tmp_path, settings)
+    assert time.monotonic() - start < 30, "a paused QEMU was waited for until the timeout"
+    assert [a.reason for a in out.attempts] == ["kvm-fault", "ok"]
+    assert out.accel == "tcg" and "KVM internal error" in out.accel_reason
+    assert accel.probe()["accel"] == "tcg", "later boots must not try KVM again"
     _assert_no_leftovers(fake_vng)
 
 

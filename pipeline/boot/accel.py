@@ -5,7 +5,10 @@ Reads /dev/kvm, /proc/cpuinfo and the QEMU binary; runs one tiny QEMU guest unde
 vng uses with KVM) and checks that it ran to the end. Writes the result to
 <cache>/accel.json, keyed by the QEMU binary, the host kernel and /dev/kvm, so `probe()` costs
 one QEMU start per machine. A /dev/kvm that exists is not enough: on a nested, paravirtual KVM
-QEMU can abort on an MSR or stop with "KVM internal error" (see toolchain-notes.md).
+QEMU can abort on an MSR or stop with "KVM internal error" (see toolchain-notes.md). The probe
+cannot catch every such KVM: on one measured here the boot sector ran, and a real kernel then
+ran 13 s of guest time in 168 s of wall time and stopped with "emulation failure". boot/vng.py
+then retries under TCG and calls mark_kvm_unusable(), which rewrites the cached answer to TCG.
 """
 
 from __future__ import annotations
@@ -102,6 +105,26 @@ def _probe_uncached(qemu: str | None) -> dict:
             "ok": True}
 
 
+def _write_cache(cache: Path, key: str, result: dict) -> None:
+    tmp = cache.with_suffix(f".tmp.{os.getpid()}")
+    tmp.write_text(json.dumps({"key": key, "result": result}, indent=1))
+    os.replace(tmp, cache)
+
+
+def mark_kvm_unusable(why: str, cache_file: Path | None = None) -> dict:
+    """Record that KVM failed a real boot here, so probe() answers TCG from now on.
+
+    The boot-sector probe can pass on a nested KVM that still cannot run a kernel (QEMU stops
+    with "emulation failure"); a boot that saw that is better evidence than the probe.
+    """
+    qemu = shutil.which(QEMU)
+    cache = cache_file or paths.cache_dir() / "accel.json"
+    result = {"accel": "tcg", "reason": f"KVM unusable: {why}", "cpu_model": TCG_CPU_MODEL,
+              "ok": qemu is not None, "qemu": qemu}
+    _write_cache(cache, _cache_key(qemu), result)
+    return result
+
+
 def probe(refresh: bool = False, cache_file: Path | None = None) -> dict:
     """{"accel": "kvm"|"tcg", "reason": why, "cpu_model": CPU the guest gets, ...}.
 
@@ -122,9 +145,7 @@ def probe(refresh: bool = False, cache_file: Path | None = None) -> dict:
     if qemu:
         ver = subprocess.run([qemu, "--version"], capture_output=True, text=True)
         result["qemu_version"] = ver.stdout.splitlines()[0] if ver.stdout else ""
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, indent=1))
-    os.replace(tmp, cache)
+    _write_cache(cache, key, result)
     return {**result, "cached": False}
 
 

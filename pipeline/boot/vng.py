@@ -11,7 +11,11 @@ group is killed again and checked empty, so no QEMU outlives `launch()`.
 Retry rule (issue 3): an attempt that fails before the runner starts (no console output,
 rc 255, an Oops/panic in early boot, a boot timeout) is retried once; both attempts are
 recorded, and the failure is the result only if the retry fails before the runner too.
-Nothing else is retried.
+Nothing else is retried, except a host fault: when QEMU reports that KVM itself stopped the
+guest ("KVM internal error", "emulation failure": a nested KVM that passed the accelerator
+probe but cannot run a real kernel), the attempt is ended at once (QEMU stays paused otherwise),
+the next attempt runs under TCG, and the probe's cache is told so that later boots go straight
+to TCG.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ RUNNER_END = "kpipe: runner end"
 FIRST_CASE = "kpipe: case "
 KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]")
 EARLY_FAULT_RE = re.compile(r"(Oops:|BUG:|Kernel panic - not syncing|general protection fault)")
+# QEMU's own messages (not the guest kernel's) when KVM cannot go on running the guest
+KVM_FAULT_RE = re.compile(r"^(KVM internal error|emulation failure|.*failed to set MSR)")
 TERM_GRACE = 3.0
 OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")  # vng's overlays
 SPARE_MOUNTS = ("/media", "/boot")
@@ -72,6 +78,7 @@ class Attempt:
     console_bytes: int = 0
     kernel_lines: int = 0
     leftover: bool = False  # the process group was still alive after the kill (never expected)
+    kvm_fault: str = ""  # QEMU's line saying KVM stopped the guest, if it printed one
     reason: str = ""  # "ok" or why it failed
 
     @property
@@ -179,6 +186,8 @@ def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
             text = raw.decode(errors="replace")
             if KERNEL_LINE_RE.match(text):
                 attempt.kernel_lines += 1
+            elif not attempt.kvm_fault and KVM_FAULT_RE.match(text):
+                attempt.kvm_fault = text.strip()
             if attempt.runner_started is None and RUNNER_START in text:
                 attempt.runner_started = round(time.monotonic() - t0, 3)
                 started.set()
@@ -208,7 +217,7 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
                 attempt.timed_out = "boot"
             elif attempt.runner_started is not None and now > attempt.runner_started + run_timeout:
                 attempt.timed_out = "run"
-            if attempt.timed_out:
+            if attempt.timed_out or attempt.kvm_fault:
                 break
             time.sleep(0.1)
     finally:
@@ -223,6 +232,8 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
 
 def classify(attempt: Attempt) -> str:
     """A short reason word for the attempt: 'ok' or what went wrong."""
+    if attempt.kvm_fault:
+        return "kvm-fault"
     if attempt.runner_started is not None:
         if attempt.timed_out == "run":
             return "run-timeout"
@@ -255,7 +266,9 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
     outcome = BootOutcome(accel=acc["accel"], cpu_model=acc.get("cpu_model", ""),
                           accel_reason=acc.get("reason", ""))
     tries = 2 if settings.retry_early_failures else 1
-    for n in range(1, tries + 1):
+    n = 0
+    while n < tries:
+        n += 1
         rwdir = workdir / f"guest-{n}"
         rwdir.mkdir(parents=True, exist_ok=True)
         if prepare:
@@ -264,9 +277,20 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
         (workdir / f"command-{n}.txt").write_text(" ".join(_quote(c) for c in cmd) + "\n")
         attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout)
         outcome.attempts.append(attempt)
+        if attempt.kvm_fault and outcome.accel == "kvm":
+            _fall_back_to_tcg(outcome, attempt, settings)
+            tries = max(tries, n + 1)  # the host's fault: the kernel gets a fair attempt
+            continue
         if not attempt.early_failure:
             break
     return outcome
+
+
+def _fall_back_to_tcg(outcome: BootOutcome, attempt: Attempt, settings: BootSettings) -> None:
+    why = f"KVM stopped the guest ({attempt.kvm_fault}); retried under TCG"
+    outcome.accel, outcome.cpu_model, outcome.accel_reason = "tcg", accel_mod.TCG_CPU_MODEL, why
+    if settings.accel == "auto":
+        accel_mod.mark_kvm_unusable(f"a kernel boot under KVM failed: {attempt.kvm_fault}")
 
 
 def _quote(arg: str) -> str:
