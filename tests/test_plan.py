@@ -20,9 +20,9 @@ from series_factory import one_patch_series
 from pipeline.build import diagnostics as diag
 from pipeline.build.make import BuildOutcome
 from pipeline.fanout import plan
+from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.run import lead_in, stepwork
-from pipeline.run.options import RunOptions
 from pipeline.run.reuse import ConfigPlan
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]

@@ -103,3 +103,10 @@ def chosen_suites(list_file: Path | None = None) -> list[str]:
     if not names:
         raise SuiteError(f"suite list {path} names no suite")
     return names
+
+
+def for_run(boot: bool, given: list[str]) -> list[str]:
+    """The suites a run's guests run: none without boot, else the given ones or configs/."""
+    if not boot:
+        return []
+    return given or chosen_suites()

@@ -25,7 +25,7 @@ from pipeline.intake import base, series, tree
 from pipeline.record.store import kpipe_version
 
 if TYPE_CHECKING:
-    from pipeline.run.options import RunOptions
+    from pipeline.options import RunOptions
 
 SCHEMA = "kpipe-plan/1"
 SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
@@ -93,7 +93,7 @@ def make(req: RunOptions, shards: int) -> dict:
         "series": ser.to_dict(), "series_files": files, "base": chosen, "base_ref": req.base,
         "options": {"configs": list(req.configs), "fragments": list(req.fragments),
                     "boot": req.boot,
-                    "suites": (req.suites or suitemod.chosen_suites()) if req.boot else []},
+                    "suites": suitemod.for_run(req.boot, req.suites)},
         "configs": configs, "steps": steps,
         "shards": split(list(req.configs), steps, shards),
     }

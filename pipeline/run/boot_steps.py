@@ -1,5 +1,5 @@
 """Boot one built step of a run and record what happened: the run-side wiring of
-pipeline/bootstep.py (which boots and tests a bzImage on its own).
+pipeline/boot/step.py (which boots and tests a bzImage on its own).
 
 Reads the step's bzImage, System.map and .config from its directory in the run; writes the
 step's boot, tests and splats into the record (paths relative to the run) and the host's
@@ -13,21 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.build import kconfig
+from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
-from pipeline.run.options import RunOptions
 
-if TYPE_CHECKING:  # bootstep is imported only by runs that boot
+if TYPE_CHECKING:  # boot.step is imported only by runs that boot
     from pipeline.boot.step import BootSettings
-
-
-def suite_names(opts: RunOptions) -> list[str]:
-    """The suites this run's guests run: none without boot, else --suite or configs/."""
-    if not opts.boot:
-        return []
-    from pipeline.boot import suites as suitemod
-
-    return opts.suites or suitemod.chosen_suites()
 
 
 def boot_settings(config: str) -> BootSettings:
@@ -53,8 +44,9 @@ def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str
           progress: Progress) -> None:
     """Boot the step and run its suites (pipeline.boot.step); paths made run-relative."""
     from pipeline.boot import step as bootstep
+    from pipeline.boot import suites as suitemod
 
-    names = suite_names(opts)
+    names = suitemod.for_run(opts.boot, opts.suites)
     progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "
                            f"suites {', '.join(names)}")
     result = bootstep.boot_and_test(

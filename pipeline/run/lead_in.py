@@ -17,9 +17,9 @@ from pipeline import paths
 from pipeline.build import diagnostics as diag
 from pipeline.build.make import build
 from pipeline.fanout import plan as planmod
+from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.run import stepwork
-from pipeline.run.options import RunOptions
 from pipeline.run.reuse import ConfigPlan, reusable
 
 
@@ -48,8 +48,8 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
         return []  # every step after it is blocked as well: nothing to attribute
     name = cplan.spec.name
     if found := reusable(opts, cplan, k, rec["run_id"]):  # its build's warnings.json
-        progress.info(f"lead-in step {k} [{name}]: warnings from run {found[1]}")
-        return stepwork.load_warnings(paths.runs_dir() / found[1] / found[2]["dir"])
+        progress.info(f"lead-in step {k} [{name}]: warnings from run {found.run}")
+        return stepwork.load_warnings(paths.runs_dir() / found.run / found.step["dir"])
     build_dir, scratch = wt / f"o-{name}", wt / f"lead-in-{name}"
     tip = next(s["commit"] for s in reversed(applied) if s["commit"])
     configured_at = len(applied)  # the walk merged the config with the tip checked out

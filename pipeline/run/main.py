@@ -9,7 +9,8 @@ verdict or failing tip, 2 bad input, 3 infrastructure error, 130 interrupted. Th
 the O= directories inside it) is removed on every path.
 
 The stages live in their own modules: reuse keys and look-ups (reuse.py), one config's walk
-over the steps (walk.py), a shard's lead-in (lead_in.py) and booting a step (runboot.py). A
+over the steps and the all-reused run (walk.py), a shard's lead-in (lead_in.py) and booting
+a step (boot_steps.py). A
 shard's record is partial: no verdicts (the merge computes them) and exit code 0 once complete.
 """
 
@@ -24,13 +25,13 @@ from pipeline.build import kconfig
 from pipeline.fanout import plan as planmod
 from pipeline.intake import apply, base, series, tree
 from pipeline.intake.worktree import WorktreeError, worktree
+from pipeline.options import InfraError, RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
 from pipeline.record import verdicts
 from pipeline.run.lead_in import ranges as walk_ranges
-from pipeline.run.options import InfraError, RunOptions
-from pipeline.run.reuse import plan_configs, reuse_everything
-from pipeline.run.walk import walk_config
+from pipeline.run.reuse import plan_configs
+from pipeline.run.walk import reuse_everything, walk_config
 
 __all__ = ["InfraError", "RunOptions", "run"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.build import diagnostics as diag
 from pipeline.build import kconfig
 from pipeline.intake import apply
-from pipeline.run.options import InfraError
+from pipeline.options import InfraError
 
 KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
 

@@ -1,5 +1,6 @@
 """One config's walk over a run's steps: merge the config, then for each step in order reuse
-it, or check it out, build it in the config's O= directory and boot it.
+it, or check it out, build it in the config's O= directory and boot it; and the run whose every
+step was done before (reuse_everything): linked, and booted here where only built before.
 
 Reads the worktree (with every patch applied as a commit), the ConfigPlan's reuse keys and
 earlier runs; writes each step's directory (build log, bzImage, System.map, .config,
@@ -13,14 +14,14 @@ from pathlib import Path
 
 from pipeline.build import diagnostics as diag
 from pipeline.build.make import build
+from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import keys as steps
 from pipeline.record import store as record
-from pipeline.run import stepwork
+from pipeline.run import reuse, stepwork
 from pipeline.run.boot_steps import boot_step
 from pipeline.run.lead_in import lead_in
-from pipeline.run.options import RunOptions
-from pipeline.run.reuse import ConfigPlan, reusable, reuse_build
+from pipeline.run.reuse import ConfigPlan, reusable
 
 
 def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,
@@ -49,28 +50,26 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
         step_dir = run_dir / step_rel
         localversion = stepwork.localversion(config_name, k)
         step = stepwork.new_step(k, config_name, step_in, step_rel, localversion)
-        rec["steps"].append(step)
         if step_in["apply"]["status"] in ("conflict", "blocked"):
             for stage in ("build", "boot"):
                 step[stage] = {"status": "blocked", "config": config_name}
+            rec["steps"].append(step)
             record.write(run_dir, rec)
             continue
         step["key"], step["build_key"] = cplan.keys[k], cplan.build_keys[k]
-        found = reusable(opts, cplan, k, rec["run_id"])
-        if found and found[0]:
-            reused = steps.link_step_files(found[1], found[2], step_dir, step_rel)
-            rec["steps"][-1] = reused
+        if found := reusable(opts, cplan, k, rec["run_id"]):
+            step = reuse.link(found, step, step_dir, step_rel)
+            rec["steps"].append(step)
             previous = stepwork.load_warnings(step_dir)
-            progress.info(f"step {k} [{config_name}]: reused from run {reused['reused_from']}")
-            record.write(run_dir, rec)
+            if found.whole:
+                progress.info(f"step {k} [{config_name}]: reused from run {step['reused_from']}")
+                record.write(run_dir, rec)
+            else:
+                progress.info(f"step {k} [{config_name}]: build reused from run "
+                              f"{step['build_reused_from']}; booting it")
+                boot_step(opts, rec, step, run_dir, progress)
             continue
-        if found:
-            step = rec["steps"][-1] = reuse_build(found[1:], step, step_dir, step_rel)
-            previous = stepwork.load_warnings(step_dir)
-            progress.info(f"step {k} [{config_name}]: build reused from run "
-                          f"{step['build_reused_from']}; booting it")
-            boot_step(opts, rec, step, run_dir, progress)
-            continue
+        rec["steps"].append(step)
         stepwork.checkout(wt, step_in["commit"])
         if k > 0 and stepwork.touches_kconfig(patch_files[k - 1]):
             progress.info(f"patch {k} touches Kconfig: re-checking the config")
@@ -92,3 +91,31 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             boot_step(opts, rec, step, run_dir, progress)
         record.write(run_dir, rec)
     record.stage_time(rec, f"build:{config_name}", t_build)
+
+
+def reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
+                     progress: Progress, ranges: dict[str, tuple[int, int]]) -> bool:
+    """When every step this run walks was done before, or at least built before (then it is
+    booted here), link them all: no checkout, no make."""
+    found = reuse.all_reusable(opts, plan, rec["run_id"], ranges)
+    if found is None:
+        return False
+    for name, seq in found.items():
+        cp = plan[name]
+        for k, f in enumerate(seq, start=ranges[name][0]):
+            step_rel = f"steps/{name}/{k}"
+            fresh = {**f.step, "key": cp.keys[k], "build_key": cp.build_keys[k],
+                     "reused_from": None, "dir": step_rel, "tests": [], "splats": [],
+                     "boot": {"status": "not-run"}}
+            step = reuse.link(f, fresh, run_dir / step_rel, step_rel)
+            rec["steps"].append(step)
+            if f.boot_here:
+                progress.info(f"step {k} [{name}]: build reused from run "
+                              f"{step['build_reused_from']}; booting it")
+                boot_step(opts, rec, step, run_dir, progress)
+        rec["configs"].append(steps.config_record(seq[0].run, name))
+        booted = sum(f.boot_here for f in seq)
+        progress.info(f"config {name}: all {len(seq)} steps reused from earlier runs"
+                      + (f" ({booted} built there, booted here)" if booted else ""))
+    record.write(run_dir, rec)
+    return True
