@@ -17,11 +17,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import doctor, paths
-from pipeline.build import kconfig
+from pipeline import doctor, errors, paths
 from pipeline.fanout import merge
 from pipeline.fanout import plan as planmod
-from pipeline.intake import base, series, tree
+from pipeline.intake import series, tree
 from pipeline.progress import Progress
 from pipeline.report import atomic
 from pipeline.report import render as report_render
@@ -135,6 +134,14 @@ def _bad_input(message: str) -> int:
     return 2
 
 
+def _failed(exc: errors.KpipeError) -> int:
+    """Say what went wrong; the exit code of pipeline/errors.py (2 bad input, 3 infra)."""
+    failed = errors.failure(exc)
+    assert failed is not None  # every KpipeError has one
+    Progress().error(failed.message)
+    return failed.code
+
+
 def _fresh_dir(path: Path | None) -> str | None:
     """Why `path` cannot take a new run (it holds files), or None."""
     if path is not None and path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -159,8 +166,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         try:
             plan = planmod.load(args.plan)
             planmod.shard_ranges(plan, args.shard)
-        except planmod.PlanError as exc:
-            return _bad_input(str(exc))
+        except errors.KpipeError as exc:
+            return _failed(exc)
         opts = RunOptions.from_plan(plan, args.shard, **common)
     elif args.shard is not None:
         return _bad_input("--shard needs --plan")
@@ -193,12 +200,8 @@ def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
         boot=args.boot is not False, suites=args.suites, lore=args.lore)
     try:
         plan = planmod.make(req, args.shards)
-    except (planmod.PlanError, series.SeriesError, base.BaseError,
-            kconfig.KconfigError) as exc:
-        return _bad_input(str(exc))
-    except tree.TreeError as exc:
-        Progress().error(str(exc))
-        return 3
+    except errors.KpipeError as exc:
+        return _failed(exc)
     planmod.write(plan, args.output)
     numbers = [s["n"] for s in plan["shards"]]
     if args.github_output:
@@ -222,8 +225,8 @@ def cmd_merge(args: argparse.Namespace, argv: list[str]) -> int:
         return _bad_input(problem)
     try:
         code, run_dir = merge.merge(args.partials, args.run_dir, ["kpipe", *argv])
-    except merge.MergeError as exc:
-        return _bad_input(str(exc))
+    except errors.KpipeError as exc:
+        return _failed(exc)
     return _show_record(run_dir, code, args.json)
 
 
@@ -250,9 +253,8 @@ def cmd_fetch(args: argparse.Namespace, argv: list[str]) -> int:
         try:
             ser = series.intake(args.series, Path(tmp), args.revision, args.allow_partial,
                                 args.lore)
-        except series.SeriesError as exc:
-            Progress().error(str(exc))
-            return 2
+        except errors.KpipeError as exc:
+            return _failed(exc)
     data = ser.to_dict()
     if args.json:
         print(json.dumps(data, indent=1))
@@ -272,9 +274,8 @@ def cmd_fetch(args: argparse.Namespace, argv: list[str]) -> int:
 def cmd_tree(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         info = tree.open_tree(None, args.tarball)
-    except tree.TreeError as exc:
-        Progress().error(str(exc))
-        return 3
+    except errors.KpipeError as exc:
+        return _failed(exc)
     data = {"path": str(info.path), "commit": info.head, "describe": info.describe,
             "source": info.source}
     print(json.dumps(data, indent=1) if args.json else
@@ -305,9 +306,8 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
                 print(path)
             return 0
         text = report_render.render_format(run_dir, args.format)
-    except report_render.ReportError as exc:
-        Progress().error(str(exc))
-        return 2
+    except errors.KpipeError as exc:
+        return _failed(exc)
     if args.format == "html" or args.output:
         target = args.output or run_dir / report_render.FILES["html"]
         print(atomic.write_text(target, text))

@@ -1,4 +1,4 @@
-"""What one `kpipe run` is asked to do (RunOptions) and the error that makes it exit 3.
+"""What one `kpipe run` is asked to do (RunOptions).
 
 Reads nothing; written by the CLI (pipeline/cli.py) or from a plan (pipeline/plan.py) and
 read by every stage of the run.
@@ -36,7 +36,3 @@ class RunOptions:
         opts = plan["options"]
         return cls(series="", configs=list(opts["configs"]), fragments=list(opts["fragments"]),
                    boot=opts["boot"], suites=list(opts["suites"]), plan=plan, shard=shard, **kw)
-
-
-class InfraError(Exception):
-    """Something kpipe needs is missing or broken (exit code 3)."""

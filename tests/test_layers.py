@@ -18,7 +18,7 @@ PKG = ROOT / "pipeline"
 # below what acts on them (booting, the walk, the lead-in, the run itself).
 LAYERS: list[list[str]] = [
     ["pipeline", "pipeline.paths", "pipeline.progress", "pipeline.locking",
-     "pipeline.options"],
+     "pipeline.options", "pipeline.errors"],
     ["pipeline.intake"],
     ["pipeline.build"],
     ["pipeline.boot"],

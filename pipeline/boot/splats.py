@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.errors import BadInput
 
 KINDS = ("warning", "bug", "oops", "gpf", "kasan", "ubsan", "lockdep", "rcu-stall", "hung-task",
          "soft-lockup", "hard-lockup", "kmemleak", "panic")
@@ -52,7 +53,7 @@ HEX_RE = re.compile(r"\b(?:0x)?[0-9a-f]{8,}\b")
 NUM_RE = re.compile(r"\b\d+\b")
 
 
-class SplatConfigError(Exception):
+class SplatConfigError(BadInput):
     """A pattern list is missing, empty or malformed."""
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.boot import accel as accel_mod
+from pipeline.errors import InfraError
 
 VENV_BIN = Path(sys.executable).parent
 RUNNER_START = "kpipe: runner start"
@@ -46,7 +47,7 @@ OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")  # 
 SPARE_MOUNTS = ("/media", "/boot")
 
 
-class BootError(Exception):
+class BootError(InfraError):
     """vng cannot be started at all (missing binary, bad arguments)."""
 
 

@@ -20,13 +20,14 @@ from pathlib import Path
 import kconfiglib
 
 from pipeline import paths
+from pipeline.errors import BadInput, InfraError
 
 
-class KconfigError(Exception):
+class KconfigError(BadInput):
     """A config cannot be produced (unknown config name, unreadable fragment, make failed)."""
 
 
-class KconfigToolError(Exception):
+class KconfigToolError(InfraError):
     """The tree's Kconfig cannot be evaluated on this machine (a tool it runs is missing)."""
 
 

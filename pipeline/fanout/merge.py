@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.errors import BadInput
 from pipeline.record import keys as steps
 from pipeline.record import store as record
 from pipeline.record import verdicts
@@ -25,7 +26,7 @@ from pipeline.record.store import kpipe_version
 FAILED = {"bad-input": 2, "infra-error": 3, "interrupted": 130, "running": 3}
 
 
-class MergeError(Exception):
+class MergeError(BadInput):
     """The partials cannot be merged as given (exit code 2)."""
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import jsonschema
 
 from pipeline.build import kconfig
+from pipeline.errors import BadInput
 from pipeline.intake import base, series, tree
 from pipeline.record.store import kpipe_version
 
@@ -32,7 +33,7 @@ SCHEMA_FILE = Path(__file__).with_name("plan.schema.json")
 SERIES_FILES = ("thread.mbox", "series.mbx", "series.cover", "b4-am.log")
 
 
-class PlanError(Exception):
+class PlanError(BadInput):
     """The plan cannot be made or used as it is: bad input (exit code 2)."""
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import b4
 
+from pipeline.errors import BadInput
 from pipeline.intake import series, trees
 from pipeline.locking import locked
 
 
-class BaseError(Exception):
+class BaseError(BadInput):
     """An explicit base cannot be found (bad input: exit code 2)."""
 
 

@@ -29,13 +29,15 @@ from pathlib import Path
 
 import b4
 
+from pipeline.errors import BadInput
+
 logging.getLogger("b4").setLevel(logging.WARNING)
 
 DEFAULT_LORE = "https://lore.kernel.org/all"
 _LORE_URL = re.compile(r"^https?://[^/]+/(?:[^/]+/)?(?P<msgid>[^/]+@[^/]+?)/?(?:[tT]/?|raw|t\.mbox\.gz)?$")
 
 
-class SeriesError(Exception):
+class SeriesError(BadInput):
     """The series cannot be read: bad input, never a kpipe bug (exit code 2)."""
 
 

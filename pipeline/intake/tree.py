@@ -24,6 +24,7 @@ from pathlib import Path
 import git
 
 from pipeline import paths
+from pipeline.errors import InfraError
 from pipeline.locking import locked
 
 IMPORT_IDENT = "kpipe import <kpipe@localhost>"
@@ -31,7 +32,7 @@ IMPORT_DATE = "946684800 +0000"  # 2000-01-01: fixed so the commit id depends on
 IMPORT_REF_PREFIX = "refs/kpipe/imports/"
 
 
-class TreeError(Exception):
+class TreeError(InfraError):
     """The kernel tree cannot be imported or opened."""
 
 

@@ -13,10 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.errors import InfraError
 from pipeline.locking import locked
 
 
-class WorktreeError(Exception):
+class WorktreeError(InfraError):
     """git could not make the worktree (an infrastructure error)."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.errors import BadInput
 from pipeline.record import store as record
 from pipeline.report import atomic, html, junit, kcidb, mail, markdown, viewer
 
@@ -21,7 +22,7 @@ FILES = {"html": html.REPORT_FILE, "mail": "report.mail", "markdown": "summary.m
 FORMATS = (*FILES, "all")
 
 
-class ReportError(Exception):
+class ReportError(BadInput):
     """RUN names no run with a readable record."""
 
 

@@ -16,16 +16,15 @@ shard's record is partial: no verdicts (the merge computes them) and exit code 0
 
 from __future__ import annotations
 
-import errno
 import time
 from pathlib import Path
 
-from pipeline import paths
-from pipeline.build import kconfig
+from pipeline import errors, paths
+from pipeline.errors import InfraError
 from pipeline.fanout import plan as planmod
 from pipeline.intake import apply, base, series, tree
-from pipeline.intake.worktree import WorktreeError, worktree
-from pipeline.options import InfraError, RunOptions
+from pipeline.intake.worktree import worktree
+from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
 from pipeline.record import verdicts
@@ -53,19 +52,10 @@ def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
             rec["exit_code"] = verdicts.exit_code(rec)
         else:  # a partial record: the merge computes the verdicts over every shard
             rec["exit_code"] = 0
-    except (series.SeriesError, base.BaseError, kconfig.KconfigError,
-            planmod.PlanError) as exc:
-        _fail(rec, "bad-input", 2, str(exc), progress)
-    except FileNotFoundError as exc:
-        _fail(rec, "infra-error", 3, f"tool or file missing: {exc.filename or exc}", progress)
-    except (InfraError, WorktreeError, tree.TreeError, kconfig.KconfigToolError) as exc:
-        _fail(rec, "infra-error", 3, str(exc), progress)
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+    except BaseException as exc:  # noqa: BLE001 - what kpipe does not expect is raised again
+        if (failed := errors.failure(exc)) is None:
             raise
-        _fail(rec, "infra-error", 3, f"disk full: {exc}", progress)
-    except KeyboardInterrupt:
-        _fail(rec, "interrupted", 130, "interrupted (Ctrl-C or SIGTERM)", progress)
+        _fail(rec, failed.status, failed.code, failed.message, progress)
     finally:
         if rec["status"] == "running":
             rec["status"], rec["exit_code"] = "infra-error", 3

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pipeline.build import diagnostics as diag
 from pipeline.build import kconfig
+from pipeline.errors import InfraError
 from pipeline.intake import apply
-from pipeline.options import InfraError
 
 KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
 
