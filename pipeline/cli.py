@@ -17,12 +17,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline import doctor, errors, paths
+from pipeline import atomic, doctor, errors, paths
 from pipeline.fanout import merge
 from pipeline.fanout import plan as planmod
 from pipeline.intake import series, tree
 from pipeline.progress import Progress
-from pipeline.report import atomic
 from pipeline.report import render as report_render
 from pipeline.run.main import RunOptions, run
 

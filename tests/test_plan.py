@@ -22,7 +22,7 @@ from pipeline.build.make import BuildOutcome
 from pipeline.fanout import plan
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
-from pipeline.run import lead_in, stepwork
+from pipeline.run import lead_in, step_ops
 from pipeline.run.reuse import ConfigPlan
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
@@ -130,8 +130,8 @@ def _fake_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: set[int
         return BuildOutcome({"status": "fail" if j in failing else "pass"}, [*previous, mine])
 
     monkeypatch.setattr(lead_in, "build", fake_build)
-    monkeypatch.setattr(stepwork, "checkout", lambda wt, commit: commits.append(commit))
-    monkeypatch.setattr(stepwork, "configure",
+    monkeypatch.setattr(step_ops, "checkout", lambda wt, commit: commits.append(commit))
+    monkeypatch.setattr(step_ops, "configure",
                         lambda spec, wt, build_dir: merges.append(commits[-1]) or [])
     patches = []
     for k in range(1, 5):

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import paths
+from pipeline import atomic, paths
 
 QEMU = "qemu-system-x86_64"
 PROBE_TIMEOUT = 15.0
@@ -106,9 +106,7 @@ def _probe_uncached(qemu: str | None) -> dict:
 
 
 def _write_cache(cache: Path, key: str, result: dict) -> None:
-    tmp = cache.with_suffix(f".tmp.{os.getpid()}")
-    tmp.write_text(json.dumps({"key": key, "result": result}, indent=1))
-    os.replace(tmp, cache)
+    atomic.write_text(cache, json.dumps({"key": key, "result": result}, indent=1))
 
 
 def mark_kvm_unusable(why: str, cache_file: Path | None = None) -> dict:

@@ -9,16 +9,13 @@ be `=y`, one or more [[program]] tables with `path` relative to the suite direct
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.build import kconfig
 from pipeline.errors import BadInput
-
-CONFIG_LINE_RE = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
-UNSET_RE = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 
 
 class SuiteError(BadInput):
@@ -77,13 +74,7 @@ def read_kconfig(path: Path) -> dict[str, str]:
     """Symbols of a .config: {CONFIG_X: value}, unset ones as 'n'."""
     if not path.is_file():
         raise SuiteError(f"kernel config {path} not found")
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        if m := CONFIG_LINE_RE.match(line):
-            values[m.group(1)] = m.group(2)
-        elif m := UNSET_RE.match(line):
-            values[m.group(1)] = "n"
-    return values
+    return {f"CONFIG_{sym}": value for sym, value in kconfig.read_config(path).items()}
 
 
 def missing_requirements(suite: Suite, kconfig: dict[str, str]) -> list[str]:

@@ -21,6 +21,7 @@ import kconfiglib
 
 from pipeline import paths
 from pipeline.errors import BadInput, InfraError
+from pipeline.intake import tree
 
 
 class KconfigError(BadInput):
@@ -134,10 +135,9 @@ def kconfig_env(worktree: Path) -> dict[str, str]:
 
 
 def _kernelversion(worktree: Path) -> str:
-    text = (worktree / "Makefile").read_text(errors="replace")
-    parts = [re.search(rf"^{k}\s*=[ \t]*(\S*)", text, re.M) for k in
-             ("VERSION", "PATCHLEVEL", "SUBLEVEL")]
-    return ".".join(m.group(1) if m else "0" for m in parts)
+    fields = tree.makefile_version((worktree / "Makefile").read_bytes())
+    return ".".join(fields[k] if fields[k] is not None else "0"
+                    for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
 
 
 def _load_kconfig(worktree: Path) -> Kconfig612:

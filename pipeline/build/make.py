@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import paths
-from pipeline.build import diagnostics as diag
+from pipeline.build import diagnostics
 
 ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "System.map": "System.map", ".config": ".config"}
 BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 2026"
@@ -30,7 +30,7 @@ BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 2026"
 @dataclass
 class BuildOutcome:
     record: dict
-    warnings: list[diag.Diagnostic]
+    warnings: list[diagnostics.Diagnostic]
     disk_full: bool = False
 
 
@@ -58,7 +58,7 @@ def reproduce_command(worktree_rel: str, build_dir: str, localversion: str) -> s
 
 
 def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
-          previous: list[diag.Diagnostic], jobs: int | None = None,
+          previous: list[diagnostics.Diagnostic], jobs: int | None = None,
           progress: Callable[[str, int], None] | None = None) -> BuildOutcome:
     """Run make for one step; collect status, time, log, errors, new warnings, artifacts."""
     jobs = jobs or os.cpu_count() or 2
@@ -84,16 +84,16 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
             raise
     seconds = round(time.monotonic() - start, 1)
     text = log_path.read_text(errors="replace")
-    current = diag.carry(previous, text)
-    new = diag.new_warnings(previous, current)
+    current = diagnostics.carry(previous, text)
+    new = diagnostics.new_warnings(previous, current)
     record = {
         "status": "pass" if rc == 0 else "fail",
         "seconds": seconds,
         "log": "build.log",
-        "units_rebuilt": len(diag.rebuilt_units(text)),
+        "units_rebuilt": len(diagnostics.rebuilt_units(text)),
         "warnings_new": [d.as_dict() for d in new],
         "warnings_total": len({d.key for d in current}),
-        "errors": diag.errors_with_context(text) if rc else [],
+        "errors": diagnostics.errors_with_context(text) if rc else [],
         "artifacts": {},
         "command": reproduce_command("<tree>", f"<tree>/{build_dir.name}", localversion),
     }

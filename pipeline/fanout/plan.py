@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import jsonschema
 
+from pipeline import atomic
 from pipeline.build import kconfig
 from pipeline.errors import BadInput
 from pipeline.intake import base, series, tree
@@ -104,10 +105,7 @@ def make(req: RunOptions, shards: int) -> dict:
 
 
 def write(plan: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(plan, indent=1) + "\n")
-    tmp.replace(path)
+    atomic.write_text(path, json.dumps(plan, indent=1) + "\n")
 
 
 def load(path: Path) -> dict:

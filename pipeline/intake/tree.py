@@ -52,12 +52,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _kernel_version(makefile: bytes) -> str:
-    fields = {}
-    for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
+VERSION_FIELDS = ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION")
+
+
+def makefile_version(makefile: bytes) -> dict[str, str | None]:
+    """The version fields of a kernel's top Makefile (VERSION = 6 ...); None for one missing."""
+    fields: dict[str, str | None] = {}
+    for key in VERSION_FIELDS:
         m = re.search(rb"^" + key.encode() + rb"[ \t]*=[ \t]*(\S*)", makefile, re.M)
-        fields[key] = m.group(1).decode() if m else ""
-    v = fields
+        fields[key] = m.group(1).decode() if m else None
+    return fields
+
+
+def _kernel_version(makefile: bytes) -> str:
+    v = {k: f or "" for k, f in makefile_version(makefile).items()}
     return f"{v['VERSION']}.{v['PATCHLEVEL']}.{v['SUBLEVEL']}{v['EXTRAVERSION']}"
 
 

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.record import store
 from pipeline.record.store import kpipe_version
 
 
@@ -88,7 +89,6 @@ def link_step_files(src_run: str, step: dict, dst_step_dir: Path, step_rel: str,
     return reused
 
 
-def config_record(run_id: str, name: str) -> dict:
+def earlier_config(run_id: str, name: str) -> dict | None:
     """The `configs` entry named `name` of an earlier run's record."""
-    rec = json.loads((paths.runs_dir() / run_id / "results.json").read_text())
-    return next(c for c in rec["configs"] if c["name"] == name)
+    return store.config_entry(store.load(paths.runs_dir() / run_id), name)

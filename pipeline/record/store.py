@@ -13,13 +13,14 @@ import platform
 import secrets
 import shutil
 import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import jsonschema
+
+from pipeline import atomic
 
 SCHEMA = "kpipe/1"
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
@@ -75,20 +76,13 @@ def write(run_dir: Path, record: dict) -> Path:
     """Validate and write the record atomically; return its path."""
     validate(record)
     run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / "results.json"
-    fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".json", dir=run_dir)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=1, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic.write_text(run_dir / "results.json", json.dumps(record, indent=1) + "\n")
 
 
 def load(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+def config_entry(record: dict, name: str) -> dict | None:
+    """The record's `configs` entry of the config named `name`, or None."""
+    return next((c for c in record["configs"] if c["name"] == name), None)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline import atomic
 from pipeline.record.store import kpipe_version
-from pipeline.report import atomic, model
+from pipeline.report import model
 from pipeline.report.env import render
 from pipeline.report.text import LogExcerpt, cap, clean, read_capped
 

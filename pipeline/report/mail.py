@@ -57,7 +57,7 @@ def render_mail(rec: dict) -> str:
         to=one_line(series.get("author", "")),
         name=parseaddr(one_line(series.get("author", "")))[0], headline=summary.headline(rec),
         subject_tail=summary.mail_subject_tail(rec),
-        configs=[(model.config_record(rec, c), columns(summary.step_table(rec, c)),
+        configs=[(model.config_of(rec, c), columns(summary.step_table(rec, c)),
                   columns([["what", "base", "first change", "there", "tip"]] +
                           [[ch.what, ch.base, model.step_label(ch.first), ch.there, ch.tip]
                            for ch in model.changes(rec, c)]) if model.changes(rec, c) else [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from pipeline.record import store as record
 from pipeline.report.text import clean, one_line
 
 OUTCOME = {0: "good", 1: "bad", 2: "bad input", 3: "infrastructure error", 130: "interrupted"}
@@ -245,8 +246,8 @@ def build_errors(rec: dict) -> list[tuple[dict, dict]]:
     return out
 
 
-def config_record(rec: dict, name: str) -> dict:
-    return next((c for c in rec["configs"] if c["name"] == name), {"name": name, "fragments": []})
+def config_of(rec: dict, name: str) -> dict:
+    return record.config_entry(rec, name) or {"name": name, "fragments": []}
 
 
 def tip(rec: dict, config: str) -> dict | None:

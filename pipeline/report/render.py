@@ -12,10 +12,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline import paths
+from pipeline import atomic, paths
 from pipeline.errors import BadInput
 from pipeline.record import store as record
-from pipeline.report import atomic, html, junit, kcidb, mail, markdown, viewer
+from pipeline.report import html, junit, kcidb, mail, markdown, viewer
 
 FILES = {"html": html.REPORT_FILE, "mail": "report.mail", "markdown": "summary.md",
          "junit": "junit.xml", "kcidb": "kcidb.json"}

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.report import atomic, compare, html, model
+from pipeline import atomic
+from pipeline.report import compare, html, model
 from pipeline.report.env import render
 from pipeline.report.text import one_line
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import paths
-from pipeline.build import diagnostics as diag
+from pipeline.build import diagnostics
 from pipeline.build.make import build
 from pipeline.fanout import plan as planmod
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
-from pipeline.run import stepwork
+from pipeline.run import step_ops
 from pipeline.run.reuse import ConfigPlan, reusable
 
 
@@ -35,7 +35,7 @@ def ranges(opts: RunOptions, patches: int) -> dict[str, tuple[int, int]]:
 
 
 def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: list[dict],
-            patch_files: list[Path], k: int, progress: Progress) -> list[diag.Diagnostic]:
+            patch_files: list[Path], k: int, progress: Progress) -> list[diagnostics.Diagnostic]:
     """The warnings in force after step k as a walk from the base has them (k is not recorded).
 
     A reusable step k gives them from its warnings.json. Otherwise step k is built in the
@@ -49,25 +49,25 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
     name = cplan.spec.name
     if found := reusable(opts, cplan, k, rec["run_id"]):  # its build's warnings.json
         progress.info(f"lead-in step {k} [{name}]: warnings from run {found.run}")
-        return stepwork.load_warnings(paths.runs_dir() / found.run / found.step["dir"])
+        return step_ops.load_warnings(paths.runs_dir() / found.run / found.step["dir"])
     build_dir, scratch = wt / f"o-{name}", wt / f"lead-in-{name}"
     tip = next(s["commit"] for s in reversed(applied) if s["commit"])
     configured_at = len(applied)  # the walk merged the config with the tip checked out
 
-    def build_step(j: int, previous: list[diag.Diagnostic]):  # noqa: ANN202 - BuildOutcome
+    def build_step(j: int, previous: list[diagnostics.Diagnostic]):  # noqa: ANN202 - BuildOutcome
         nonlocal configured_at
-        touched = [i for i in range(1, j + 1) if stepwork.touches_kconfig(patch_files[i - 1])]
+        touched = [i for i in range(1, j + 1) if step_ops.touches_kconfig(patch_files[i - 1])]
         want = touched[-1] if touched else len(applied)
         if want != configured_at:
-            stepwork.checkout(wt, applied[j]["commit"] if touched else tip)
-            stepwork.configure(cplan.spec, wt, build_dir)
+            step_ops.checkout(wt, applied[j]["commit"] if touched else tip)
+            step_ops.configure(cplan.spec, wt, build_dir)
             configured_at = want
-        stepwork.checkout(wt, applied[j]["commit"])
+        step_ops.checkout(wt, applied[j]["commit"])
         progress.stage("build", f"lead-in step {j} [{name}] (warnings before the range)")
-        outcome = build(wt, build_dir, stepwork.localversion(name, j), scratch / str(j),
+        outcome = build(wt, build_dir, step_ops.localversion(name, j), scratch / str(j),
                         previous, opts.jobs, progress.build_unit)
         if outcome.disk_full:
-            stepwork.raise_disk_full(scratch / str(j))
+            step_ops.raise_disk_full(scratch / str(j))
         return outcome
 
     j = k

@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pipeline.build import diagnostics as diag
+from pipeline.build import diagnostics
 from pipeline.build.make import build
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import keys as steps
 from pipeline.record import store as record
-from pipeline.run import reuse, stepwork
+from pipeline.run import reuse, step_ops
 from pipeline.run.boot_steps import boot_step
 from pipeline.run.lead_in import lead_in
 from pipeline.run.reuse import ConfigPlan, reusable
@@ -33,14 +33,14 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
     build_dir = wt / f"o-{config_name}"
     t0 = time.monotonic()
     progress.stage("kconfig", f"{config_name}: merging {', '.join(spec.fragments)}")
-    dropped = stepwork.configure(spec, wt, build_dir)
-    rec["configs"].append(stepwork.config_record(spec, build_dir / ".config", dropped,
+    dropped = step_ops.configure(spec, wt, build_dir)
+    rec["configs"].append(step_ops.config_record(spec, build_dir / ".config", dropped,
                                                  spec_hash))
     for d in dropped:
         progress.warn(f"config {config_name}: CONFIG_{d['sym']} dropped ({d['unmet']})")
     record.stage_time(rec, f"kconfig:{config_name}", t0)
     t_build = time.monotonic()
-    previous: list[diag.Diagnostic] = []
+    previous: list[diagnostics.Diagnostic] = []
     if first > 0:
         previous = lead_in(opts, rec, wt, cplan, applied, patch_files, first - 1, progress)
     for k, step_in in enumerate(applied):
@@ -48,8 +48,8 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             continue
         step_rel = f"steps/{config_name}/{k}"
         step_dir = run_dir / step_rel
-        localversion = stepwork.localversion(config_name, k)
-        step = stepwork.new_step(k, config_name, step_in, step_rel, localversion)
+        localversion = step_ops.localversion(config_name, k)
+        step = step_ops.new_step(k, config_name, step_in, step_rel, localversion)
         if step_in["apply"]["status"] in ("conflict", "blocked"):
             for stage in ("build", "boot"):
                 step[stage] = {"status": "blocked", "config": config_name}
@@ -60,7 +60,7 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
         if found := reusable(opts, cplan, k, rec["run_id"]):
             step = reuse.link(found, step, step_dir, step_rel)
             rec["steps"].append(step)
-            previous = stepwork.load_warnings(step_dir)
+            previous = step_ops.load_warnings(step_dir)
             if found.whole:
                 progress.info(f"step {k} [{config_name}]: reused from run {step['reused_from']}")
                 record.write(run_dir, rec)
@@ -70,22 +70,22 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
                 boot_step(opts, rec, step, run_dir, progress)
             continue
         rec["steps"].append(step)
-        stepwork.checkout(wt, step_in["commit"])
-        if k > 0 and stepwork.touches_kconfig(patch_files[k - 1]):
+        step_ops.checkout(wt, step_in["commit"])
+        if k > 0 and step_ops.touches_kconfig(patch_files[k - 1]):
             progress.info(f"patch {k} touches Kconfig: re-checking the config")
-            step["config_recheck"] = {"dropped": stepwork.configure(spec, wt, build_dir)}
+            step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir)}
         rec["current"] = {"step": k, "config": config_name, "stage": "build"}
         record.write(run_dir, rec)
         progress.stage("build", f"step {k}/{len(applied) - 1} [{config_name}]")
         outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
                         progress.build_unit)
-        step["build"] = stepwork.prefix_paths(outcome.record, step_rel) | {"config": config_name}
-        stepwork.save_warnings(step_dir, outcome.warnings)
+        step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
+        step_ops.save_warnings(step_dir, outcome.warnings)
         previous = outcome.warnings
         progress.build_done(k, step["build"])
         if outcome.disk_full:
             record.write(run_dir, rec)
-            stepwork.raise_disk_full(step_dir)
+            step_ops.raise_disk_full(step_dir)
         rec.pop("current", None)
         if opts.boot and step["build"]["status"] == "pass":
             boot_step(opts, rec, step, run_dir, progress)
@@ -113,7 +113,7 @@ def reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, r
                 progress.info(f"step {k} [{name}]: build reused from run "
                               f"{step['build_reused_from']}; booting it")
                 boot_step(opts, rec, step, run_dir, progress)
-        rec["configs"].append(steps.config_record(seq[0].run, name))
+        rec["configs"].append(steps.earlier_config(seq[0].run, name))
         booted = sum(f.boot_here for f in seq)
         progress.info(f"config {name}: all {len(seq)} steps reused from earlier runs"
                       + (f" ({booted} built there, booted here)" if booted else ""))

@@ -12,8 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from pipeline.build import diagnostics as diag
-from pipeline.build import kconfig
+from pipeline.build import diagnostics, kconfig
 from pipeline.errors import InfraError
 from pipeline.intake import apply
 
@@ -61,16 +60,16 @@ def prefix_paths(build_rec: dict, step_rel: str) -> dict:
     return out
 
 
-def save_warnings(step_dir: Path, found: list[diag.Diagnostic]) -> None:
+def save_warnings(step_dir: Path, found: list[diagnostics.Diagnostic]) -> None:
     data = [{"file": d.file, "line": d.line, "message": d.message, "unit": d.unit} for d in found]
     (step_dir / "warnings.json").write_text(json.dumps(data, indent=0))
 
 
-def load_warnings(step_dir: Path) -> list[diag.Diagnostic]:
+def load_warnings(step_dir: Path) -> list[diagnostics.Diagnostic]:
     path = step_dir / "warnings.json"
     if not path.exists():
         return []
-    return [diag.Diagnostic(d["file"], d["line"], d["message"], d["unit"])
+    return [diagnostics.Diagnostic(d["file"], d["line"], d["message"], d["unit"])
             for d in json.loads(path.read_text())]
 
 
