@@ -1,6 +1,7 @@
 """`kpipe doctor`: is this machine ready for kpipe, and what is missing?
 
-Reads the installed tools' versions, dpkg's package list, free disk, and the accelerator probe;
+Reads the installed tools' versions, dpkg's package list, free disk, the accelerator probe and
+whether kpipe's home (pipeline/paths.py: configs/, virtme-tests/, the default series) is there;
 writes nothing. Each check is {name, ok, detail, fix}: a failing check names the command that
 installs what is missing.
 """
@@ -65,6 +66,7 @@ def checks(probe_accel: bool = True) -> list[dict]:
         detail += f" (kpipe's default series is written for {WANT_KERNEL}; results may differ)"
     out.append({"name": "kernel-source", "ok": ok, "detail": detail,
                 "fix": f"apt-get install linux-source-6.12={WANT_KERNEL}-1~deb12u1"})
+    out.append(home_check())
     free = shutil.disk_usage(paths.cache_dir()).free / 1e9
     out.append({"name": "disk", "ok": free >= MIN_FREE_GB,
                 "detail": f"{free:.1f} GB free in {paths.cache_dir()}",
@@ -72,6 +74,17 @@ def checks(probe_accel: bool = True) -> list[dict]:
     if probe_accel:
         out.append(_accel())
     return out
+
+
+def home_check() -> dict:
+    """configs/, virtme-tests/ and the default series where kpipe looks for them."""
+    wanted = [paths.CONFIGS_DIR / "configs.toml", paths.VIRTME_TESTS_DIR / "runner.py",
+              paths.DEFAULT_SERIES]
+    missing = [str(p) for p in wanted if not p.exists()]
+    return {"name": "home", "ok": not missing,
+            "detail": f"{paths.HOME}" + (f" lacks {', '.join(missing)}" if missing else ""),
+            "fix": "set KPIPE_HOME to a folder holding configs/, virtme-tests/ and patches/ "
+                   "(a kpipe checkout), or reinstall kpipe"}
 
 
 def _accel() -> dict:

@@ -1,20 +1,37 @@
 """Where kpipe keeps things on disk.
 
-Reads the environment (KPIPE_CACHE, KPIPE_REPORTS) and the project layout; writes nothing.
-The cache holds the imported kernel tree, ccache and run worktrees (with their O= build
-directories inside); the reports directory holds one directory per run.
+Reads the environment (KPIPE_HOME, KPIPE_CACHE, KPIPE_REPORTS, XDG_DATA_HOME) and the project
+layout; writes nothing. The home holds what kpipe is given, not made: configs/, virtme-tests/
+and patches/ (the default series). It is $KPIPE_HOME, else the source checkout this module
+sits in, else the copy a non-editable install ships (<prefix>/share/kpipe, setuptools
+data-files of pyproject.toml). The cache holds the imported kernel tree, ccache and run
+worktrees (with their O= build directories inside); the reports directory holds everything
+kpipe generates: one directory per run, the viewer index and comparisons.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIGS_DIR = PROJECT_ROOT / "configs"
-PATCHES_DIR = PROJECT_ROOT / "patches"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout, when run from one
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "configs").is_dir()
+INSTALLED_HOME = Path(sys.prefix) / "share" / "kpipe"
+
+
+def _home() -> Path:
+    env = os.environ.get("KPIPE_HOME")
+    if env:
+        return Path(env)
+    return PROJECT_ROOT if IN_CHECKOUT else INSTALLED_HOME
+
+
+HOME = _home()
+CONFIGS_DIR = HOME / "configs"
+PATCHES_DIR = HOME / "patches"
 DEFAULT_SERIES = PATCHES_DIR / "vhost-scsi-log-6.12"
-VIRTME_TESTS_DIR = PROJECT_ROOT / "virtme-tests"
+VIRTME_TESTS_DIR = HOME / "virtme-tests"
 DEBIAN_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 
 
@@ -27,9 +44,16 @@ def cache_dir() -> Path:
 
 
 def reports_dir() -> Path:
-    """Where runs go: $KPIPE_REPORTS, else reports/ in the project."""
+    """Where everything kpipe generates goes: $KPIPE_REPORTS, else reports/ of the checkout,
+    else (an installed kpipe) $XDG_DATA_HOME/kpipe/reports, ~/.local/share/kpipe/reports by
+    default; never into the installed package."""
     env = os.environ.get("KPIPE_REPORTS")
-    return Path(env) if env else PROJECT_ROOT / "reports"
+    if env:
+        return Path(env)
+    if IN_CHECKOUT:
+        return PROJECT_ROOT / "reports"
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "kpipe" / "reports"
 
 
 def runs_dir() -> Path:
