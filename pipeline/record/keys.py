@@ -1,11 +1,11 @@
 """Step identity and reuse: what makes a step's result valid again in a later run.
 
-Reads earlier runs' results.json under reports/runs/; writes hard links to the artifacts and
-logs of a reused step into the new run's step directory. A step's key hashes everything its
-result depends on (tree commit, the patch ids up to it, the config, suite files, kpipe's
-version, the boot settings), so an unchanged step is reused and a changed one rebuilt. A second,
-build-only key lets a run that boots reuse the build of a `--no-boot` run (or one whose suites
-changed) and boot it anew.
+Reads the run index (pipeline/record/index.py) and the earlier run's results.json it names;
+writes hard links to the artifacts and logs of a reused step into the new run's step directory.
+A step's key hashes everything its result depends on (tree commit, the patch ids up to it, the
+config, suite files, kpipe's version, the boot settings), so an unchanged step is reused and a
+changed one rebuilt. A second, build-only key lets a run that boots reuse the build of a
+`--no-boot` run (or one whose suites changed) and boot it anew.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from pipeline import paths
-from pipeline.record import store
+from pipeline.record import index, store
 from pipeline.record.store import kpipe_version
 
 
@@ -42,7 +42,14 @@ def suite_hashes(suite_dirs: list[Path]) -> dict[str, str]:
 
 def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, dict] | None:
     """The newest earlier step whose `field` ("key", or "build_key" for its build alone) is
-    `key` and whose result is not an infrastructure error."""
+    `key` and whose result is not an infrastructure error (looked up in the run index)."""
+    return index.find_step(paths.reports_dir(), key, exclude_run, field)
+
+
+def find_reusable_scan(key: str, exclude_run: str,
+                       field: str = "key") -> tuple[str, dict] | None:
+    """find_reusable by reading every record (the index's answer must be the same; the bench
+    measures both)."""
     runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
     for run in runs:
         if run.name == exclude_run:

@@ -2,7 +2,8 @@
 
 Reads pipeline/results.schema.json; writes reports/runs/<run-id>/results.json (via a temporary
 file and a rename, so a killed run leaves the last good state). Every stage extends the same
-dict; paths inside it are relative to the run directory.
+dict; paths inside it are relative to the run directory. Each write also updates the run index
+(pipeline/record/index.py, <reports>/index.sqlite), which never fails the write.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import jsonschema
 
 from pipeline import atomic
+from pipeline.record import index
 
 SCHEMA = "kpipe/1"
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
@@ -76,7 +78,9 @@ def write(run_dir: Path, record: dict) -> Path:
     """Validate and write the record atomically; return its path."""
     validate(record)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return atomic.write_text(run_dir / "results.json", json.dumps(record, indent=1) + "\n")
+    target = atomic.write_text(run_dir / "results.json", json.dumps(record, indent=1) + "\n")
+    index.record_written(run_dir, record)
+    return target
 
 
 def load(run_dir: Path) -> dict:

@@ -1,10 +1,11 @@
 """The viewer over all runs: an index page, each run's page, and two-run comparisons.
 
-Reads every <reports>/runs/<run-id>/results.json; writes <reports>/index.html (runs listed
-newest first, filterable by series and outcome), a run's report.html when it is missing or older
-than its record, and <reports>/compare/<a>..<b>.html for each pair among the newest runs of a
-series. `kpipe serve` renders any other pair on demand. All links are relative, so the viewer
-works from file:// as well as over HTTP.
+Reads the run index (pipeline/record/index.py) and the records of the runs it renders; writes
+<reports>/index.html (the newest PER_PAGE runs; `kpipe serve` renders any page and filter by
+series, outcome, tree and date, each one query of the index), a run's report.html when it is
+missing or older than its record, and <reports>/compare/<a>..<b>.html for each pair among the
+newest runs of a series. `kpipe serve` renders any other pair on demand. All links are
+relative, so the viewer works from file:// as well as over HTTP.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import atomic
+from pipeline.record import index
 from pipeline.report import compare, html, model
 from pipeline.report.env import render
 from pipeline.report.text import one_line
@@ -23,6 +26,8 @@ from pipeline.report.text import one_line
 INDEX_FILE = "index.html"
 COMPARE_DIR = "compare"
 COMPARE_RECENT = 6  # pairs are pre-rendered among this many newest runs of each series
+PER_PAGE = 50
+FILTERS = ("series", "outcome", "tree", "date")
 RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{4}$")
 
 
@@ -81,19 +86,31 @@ def verdict_summary(rec: dict) -> list[str]:
             for kind, found in steps.items()]
 
 
-def render_index(runs: list[Run]) -> str:
-    newest = list(reversed(runs))
-    previous: dict[str, str] = {}
-    prev_of: dict[str, str] = {}
-    for run in runs:
-        if run.series in previous:
-            prev_of[run.id] = previous[run.series]
-        previous[run.series] = run.id
-    return render("index.html", runs=newest, prev_of=prev_of, model=model,
-                  verdict_summary=verdict_summary, compare_name=compare_name,
-                  series_names=sorted({r.series for r in runs}),
-                  outcomes=sorted({model.outcome(r.rec) for r in runs}),
-                  compare_pairs=[compare_name(a.id, b.id) for a, b in pairs(runs)])
+def load_run(reports: Path, run_id: str) -> Run | None:
+    """One run by id, read from its record, or None."""
+    if not RUN_ID.match(run_id):
+        return None
+    try:
+        rec = json.loads((reports / "runs" / run_id / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return Run(reports / "runs" / run_id, rec) if isinstance(rec, dict) else None
+
+
+def render_index(reports: Path, filters: dict[str, str] | None = None, page: int = 1) -> str:
+    """One page of the index (PER_PAGE runs, newest first), filtered by the index's query."""
+    filters = {k: v for k, v in (filters or {}).items() if k in FILTERS and v}
+    runs, total = index.list_runs(reports, filters, page, PER_PAGE)
+    pages = max(1, -(-total // PER_PAGE))
+    pre = [compare_name(a, b) for ids in index.newest_per_series(reports, COMPARE_RECENT)
+           for a, b in itertools.combinations(ids, 2)]
+
+    def href(to_page: int) -> str:
+        return "?" + urllib.parse.urlencode({**filters, "page": to_page})
+
+    return render("index.html", runs=runs, total=total, page=page, pages=pages,
+                  filters=filters, choices=index.choices(reports), href=href,
+                  compare_name=compare_name, compare_pairs=pre)
 
 
 def render_compare(a: Run, b: Run) -> str:
@@ -129,10 +146,21 @@ def write_compare(reports: Path, a: Run, b: Run) -> Path:
 
 
 def write_viewer(reports: Path) -> Path:
-    """Refresh the index, missing run pages and the comparisons; return the index path."""
-    runs = load_runs(reports)
-    for run in runs:
-        ensure_run_page(run)
-    for a, b in pairs(runs):
-        write_compare(reports, a, b)
-    return atomic.write_text(reports / INDEX_FILE, render_index(runs))
+    """Refresh the index, stale run pages and the comparisons; return the index page's path.
+    Only records whose page is missing or older than the record are read."""
+    mtimes = index.run_mtimes(reports)
+    for run_id, mtime in mtimes.items():
+        page = reports / "runs" / run_id / html.REPORT_FILE
+        if not page.exists() or page.stat().st_mtime_ns < mtime:
+            if run := load_run(reports, run_id):
+                ensure_run_page(run)
+    for ids in index.newest_per_series(reports, COMPARE_RECENT):
+        for a_id, b_id in itertools.combinations(ids, 2):
+            target = reports / COMPARE_DIR / compare_name(a_id, b_id)
+            if target.exists() and target.stat().st_mtime_ns >= max(mtimes[a_id],
+                                                                   mtimes[b_id]):
+                continue
+            a, b = load_run(reports, a_id), load_run(reports, b_id)
+            if a and b:
+                write_compare(reports, a, b)
+    return atomic.write_text(reports / INDEX_FILE, render_index(reports))
