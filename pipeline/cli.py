@@ -1,4 +1,4 @@
-"""The `kpipe` command: run, plan, merge, fetch, tree, doctor, report, serve.
+"""The `kpipe` command: run, plan, merge, fetch, tree, doctor, report, serve, index.
 
 Reads the command line; prints progress on stderr and results on stdout (`--json` for
 machines). Exit codes follow DESIGN.md: 0 good, 1 bad verdict, 2 bad input, 3 infrastructure
@@ -113,6 +113,11 @@ def parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve the viewer over $KPIPE_REPORTS on 127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
 
+    ix = sub.add_parser("index", help="refresh the run index ($KPIPE_REPORTS/index.sqlite) "
+                        "from the records")
+    ix.add_argument("--rebuild", action="store_true",
+                    help="delete the index and build it again from every record")
+
     d = sub.add_parser("doctor", help="check tools, kernel source, disk and KVM")
     d.add_argument("--no-accel", action="store_true", help="skip the accelerator probe")
     d.add_argument("--json", action="store_true")
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     return {"run": cmd_run, "plan": cmd_plan, "merge": cmd_merge, "fetch": cmd_fetch,
             "tree": cmd_tree, "doctor": cmd_doctor, "report": cmd_report,
-            "serve": cmd_serve}[args.cmd](args, argv)
+            "serve": cmd_serve, "index": cmd_index}[args.cmd](args, argv)
 
 
 def _bad_input(message: str) -> int:
@@ -312,6 +317,17 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
         print(atomic.write_text(target, text))
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, argv: list[str]) -> int:
+    from pipeline.record import index
+
+    reports = paths.reports_dir()
+    if args.rebuild:
+        print(f"index rebuilt: {index.rebuild(reports)} runs in {index.index_path(reports)}")
+    else:
+        print(f"index refreshed: {index.refresh(reports)} records re-read")
     return 0
 
 

@@ -70,7 +70,8 @@ class History:
     streak: int  # how many newest runs in a row share the newest result
 
     def text(self) -> str:
-        return f"failed {self.failed} of the last {self.runs} runs on this tree"
+        runs = f"{self.runs} runs" if self.runs != 1 else "run"
+        return f"failed {self.failed} of the last {runs} on this tree"
 
 
 def index_path(reports: Path) -> Path:

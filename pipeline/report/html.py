@@ -1,7 +1,8 @@
 """The per-run HTML report: one self-contained page (no network, no script) per run.
 
 Reads the run dir's results.json and the logs it names (failed tests, apply conflicts, failed
-builds; each capped, with a link to the full file); writes <run dir>/report.html. Every link is
+builds; each capped, with a link to the full file) and, in a reports dir, each failed test's
+recent history from the run index; writes <run dir>/report.html. Every link is
 relative to the run dir, so the page works from file:// and over HTTP alike.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline import atomic
+from pipeline.record import index
 from pipeline.record.store import kpipe_version
 from pipeline.report import model
 from pipeline.report.env import render
@@ -29,16 +31,29 @@ def render_run(rec: dict, run_dir: Path) -> str:
     failed = [(s, t, read_capped(run_dir, t.get("log")))
               for s in rec["steps"] for t in s["tests"] if t["status"] in ("fail", "error")]
     splats = [_SplatView(sp) for sp in model.splats(rec)]
+    history = test_history(rec, run_dir)
     return render(
         "run.html", rec=rec, series=rec.get("series"), index_href=index_href,
         run_command=model.run_command(rec), kpipe_version=kpipe_version(),
-        matrices=[{"config": c, "rows": model.rows(rec, c), "tests": model.test_keys(rec)}
-                  for c in model.configs(rec)],
+        matrices=[{"config": c, "rows": model.rows(rec, c), "tests": model.test_keys(rec),
+                   "history": {t: h for (hc, t), h in history.items() if hc == c}}
+                  for c in model.configs(rec)], history=history,
         warnings=model.new_warnings(rec),
         errors=model.build_errors(rec), splats=splats, allowed=model.splats(rec, allowed=True),
         failed=failed, logs=_logs(rec, run_dir),
         reproduce=[(s, model.reproduce(rec, s)) for s in rec["steps"]],
         cover=clean((rec.get("series") or {}).get("cover") or ""))
+
+
+def test_history(rec: dict, run_dir: Path) -> dict[tuple[str, str], str]:
+    """For each (config, test) that failed in this run, its recent history on this tree from
+    the run index ("failed 1 of the last 20 runs on this tree"); empty outside a reports dir."""
+    if not in_reports(run_dir):
+        return {}
+    reports = run_dir.resolve().parent.parent
+    failed = {(s.get("config", "default"), model.test_key(t)) for s in rec["steps"]
+              for t in s["tests"] if t["status"] in ("fail", "error")}
+    return {(c, t): index.history(reports, rec, c, t).text() for c, t in sorted(failed)}
 
 
 class _SplatView:
