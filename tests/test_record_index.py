@@ -72,7 +72,7 @@ def test_rebuild_gives_the_same_answers_as_the_index_kept_by_writes(tmp_path: Pa
         rec["exit_code"] = 1  # a run writes its record again as it goes
         store.write(reports / "runs" / rec["run_id"], rec)
     kept = index.dump(reports)
-    assert len(kept["runs"]) == 6 and {r[7] for r in kept["runs"]} == {"fail"}
+    assert len(kept["runs"]) == 6 and {r[7] for r in kept["runs"]} == {"bad"}
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "index", "--rebuild"],
                           capture_output=True, text=True, cwd=ROOT,
                           env=dict(os.environ, KPIPE_REPORTS=str(reports)))
@@ -170,7 +170,7 @@ def test_two_runs_writing_at_once_leave_index_and_records_consistent(tmp_path: P
     for w in writers:
         assert w.wait(timeout=120) == 0
     kept = index.dump(reports)
-    assert len(kept["runs"]) == 30 and {r[7] for r in kept["runs"]} == {"pass"}
+    assert len(kept["runs"]) == 30 and {r[7] for r in kept["runs"]} == {"good"}
     index.rebuild(reports)
     assert index.dump(reports) == kept
 
@@ -202,7 +202,7 @@ def test_pages_and_filters_are_queries_of_the_index(tmp_path: Path) -> None:
     last, _ = index.list_runs(reports, {}, 3, 50)
     assert [r.id for r in last] == [synthetic_runs.run_id(i) for i in range(19, -1, -1)]
     series = synthetic_runs.SERIES[1]
-    got, n = index.list_runs(reports, {"series": series, "outcome": "fail"}, 1, 50)
+    got, n = index.list_runs(reports, {"series": series, "outcome": "bad"}, 1, 50)
     expect = [synthetic_runs.run_id(i) for i in range(119, -1, -1)
               if i % 3 == 1 and i % 4 == 1]
     assert n == len(expect) and [r.id for r in got] == expect

@@ -2,9 +2,11 @@
 
 Reads the real records in tests/golden/records/; writes a reports dir under a tmp dir (the
 records as runs, the viewer rendered by `kpipe report --format all`) and serves it with
-`kpipe serve`. Checks: index and run pages load with no console error over file:// and HTTP,
-the matrix shows the right status in the right cell, a patch subject with <script> and
-<img onerror> is text, the filters work, and the two-revision comparison shows the difference.
+`kpipe serve`; and 60 synthetic runs made from one (tests/synthetic_runs.py), served. Checks:
+index and run pages load with no console error over file:// and HTTP, the matrix shows the
+right status in the right cell, a patch subject with <script> and <img onerror> is text, the
+served index pages and filters (series, outcome, tree), a failing cell shows the test's
+history, and the two-revision comparison shows the difference.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def test_default_series_matrix_shows_each_status_in_its_cell(browser, reports: P
         cell = run.cell(step, col)
         assert cell.count() == 1, (step, col)
         assert cell.get_attribute("data-status") == status, (step, col)
-        assert cell.inner_text().strip() == {"known": "1"}.get(status, status), (step, col)
+        text = cell.inner_text().strip().splitlines()[0]  # a failing test's history follows
+        assert text == {"known": "1"}.get(status, status), (step, col)
     fail_bg = run.cell(0, "vhost-scsi/io-bitmap").evaluate("e => getComputedStyle(e).background")
     pass_bg = run.cell(3, "vhost-scsi/io-bitmap").evaluate("e => getComputedStyle(e).background")
     assert fail_bg != pass_bg
@@ -170,21 +173,79 @@ def test_hostile_subject_renders_as_text(browser, base_url: str) -> None:
     assert index.dialogs == [] and index.errors == []
 
 
-def test_index_filters_by_series_and_outcome(browser, reports: Path) -> None:
+def test_index_filters_by_series_and_outcome(browser, server: str, reports: Path) -> None:
     rev = json.loads((RECORDS / "rev1" / "results.json").read_text())["series"]["subject"]
-    index = Opened(browser, f"{reports.as_uri()}/index.html")
-    visible = index.page.locator("#runs tr.run:visible")
-    total = visible.count()
+    index = Opened(browser, f"{server}/index.html")
+    rows = index.page.locator("#runs tr.run")
+    total = rows.count()
     index.page.select_option("#f-series", rev)
-    assert visible.count() == 2
-    assert set(visible.evaluate_all("rows => rows.map(r => r.dataset.series)")) == {rev}
+    index.page.click("#f-go")
+    index.page.wait_for_url("**series=*")
+    assert rows.count() == 2
+    assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.series)")) == {rev}
     index.page.select_option("#f-outcome", "bad")
-    assert visible.count() == 1  # v1 adds a warning, v2 does not
-    assert visible.first.get_attribute("data-run") == _run_id("rev1")
+    index.page.click("#f-go")
+    index.page.wait_for_url("**outcome=bad*")
+    assert rows.count() == 1  # v1 adds a warning, v2 does not
+    assert rows.first.get_attribute("data-run") == _run_id("rev1")
     index.page.select_option("#f-series", "")
     index.page.select_option("#f-outcome", "")
-    assert visible.count() == total
+    index.page.click("#f-go")
+    index.page.wait_for_load_state("load")
+    assert rows.count() == total
     assert index.errors == []
+    offline = Opened(browser, f"{reports.as_uri()}/index.html")
+    assert "kpipe serve" in offline.page.locator("#f-note").inner_text()
+    assert offline.errors == []
+
+
+@pytest.fixture(scope="session")
+def long_history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`kpipe serve` over 60 synthetic runs of the default series (every 5th fails its tests);
+    yields its base URL."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import synthetic_runs
+
+    root = tmp_path_factory.mktemp("history") / "reports"
+    synthetic_runs.make_runs(root, 60, flaky=5)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", "--port", "0"],
+                            stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, KPIPE_REPORTS=str(root)))
+    try:
+        yield proc.stdout.readline().split()[2].rstrip("/")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_index_pages_and_filters_a_long_history(browser, long_history: str) -> None:
+    import synthetic_runs
+
+    index = Opened(browser, f"{long_history}/index.html")
+    rows = index.page.locator("#runs tr.run")
+    assert rows.count() == 50
+    assert rows.first.get_attribute("data-run") == synthetic_runs.run_id(59)
+    index.page.click("#older")
+    index.page.wait_for_url("**page=2*")
+    assert [r for r in rows.evaluate_all("rows => rows.map(r => r.dataset.run)")] == \
+        [synthetic_runs.run_id(i) for i in range(9, -1, -1)]
+    assert index.page.locator("#older").count() == 0
+    index.page.select_option("#f-tree", "debian-6.12.117")
+    index.page.select_option("#f-outcome", "infrastructure error")  # runs 3, 7, 11 ... 59
+    index.page.click("#f-go")
+    index.page.wait_for_url("**outcome=*")
+    assert rows.count() == 15 and index.page.locator("#older").count() == 0
+    assert index.errors == []
+
+
+def test_a_failing_cell_shows_the_tests_history(browser, long_history: str) -> None:
+    import synthetic_runs
+
+    run = Opened(browser, f"{long_history}/runs/{synthetic_runs.run_id(50)}/report.html")
+    failing = run.page.locator("table.matrix td.st[data-status='fail'] .history")
+    assert failing.count() > 0
+    assert set(failing.all_inner_texts()) == {"failed 4 of the last 20 runs on this tree"}
+    assert run.errors == []
 
 
 def _check_revision_compare(page) -> None:

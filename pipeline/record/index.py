@@ -23,7 +23,7 @@ INDEX_FILE = "index.sqlite"
 STALE_FILE = "index.stale"
 VERSION = "1"
 BAD_BUILD = ("error", "not-run", "blocked")
-OUTCOME = {0: "pass", 1: "fail", 2: "bad input", 3: "infra error", 130: "interrupted"}
+OUTCOME = {0: "good", 1: "bad", 2: "bad input", 3: "infrastructure error", 130: "interrupted"}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
@@ -70,7 +70,7 @@ class History:
     streak: int  # how many newest runs in a row share the newest result
 
     def text(self) -> str:
-        runs = f"{self.runs} runs" if self.runs != 1 else "run"
+        runs = f"{self.runs} run{'s' if self.runs != 1 else ''}"
         return f"failed {self.failed} of the last {runs} on this tree"
 
 

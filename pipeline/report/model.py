@@ -11,10 +11,11 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
+from pipeline.record import index
 from pipeline.record import store as record
 from pipeline.report.text import clean, one_line
 
-OUTCOME = {0: "good", 1: "bad", 2: "bad input", 3: "infrastructure error", 130: "interrupted"}
+OUTCOME = index.OUTCOME  # an exit code's name, as the run index stores it
 GOOD_STATUS = ("pass", "applied", "applied-3way", "already-present")
 BAD_STATUS = ("fail", "error", "conflict")
 
