@@ -21,6 +21,7 @@ import pytest
 from series_factory import one_patch_series
 
 from pipeline import paths
+from pipeline.record import index
 from pipeline.record import store as record
 
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
@@ -227,6 +228,8 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     assert rec["status"] == "interrupted"
     assert rec["steps"][0]["build"]["status"] == "not-run"
     assert "during build of step 0" in rec["error"]
+    listed, _ = index.list_runs(reports)  # the run index agrees with the record
+    assert [(r.id, r.outcome) for r in listed] == [(rec["run_id"], "interrupted")]
     assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
     leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
                               capture_output=True, text=True)
@@ -253,6 +256,13 @@ def test_full_disk_is_an_infra_error_with_a_valid_record(kernel_tree, tmp_path: 
     rec = record.load(run_dir)  # the last good state, still valid
     jsonschema.validate(rec, json.loads(record.SCHEMA_FILE.read_text()))
     assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+    for log in run_dir.rglob("*.log"):  # room again: the index catches up with the record
+        log.unlink()
+    listed, _ = index.list_runs(tiny_disk)
+    assert [(r.id, r.outcome) for r in listed] == [(rec["run_id"], "infrastructure error")]
+    kept = index.dump(tiny_disk)
+    index.rebuild(tiny_disk)
+    assert index.dump(tiny_disk) == kept
     leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
                               capture_output=True, text=True)
     assert leftover.stdout == ""

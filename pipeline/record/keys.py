@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 from pipeline import paths
@@ -42,8 +43,12 @@ def suite_hashes(suite_dirs: list[Path]) -> dict[str, str]:
 
 def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, dict] | None:
     """The newest earlier step whose `field` ("key", or "build_key" for its build alone) is
-    `key` and whose result is not an infrastructure error (looked up in the run index)."""
-    return index.find_step(paths.reports_dir(), key, exclude_run, field)
+    `key` and whose result is not an infrastructure error (looked up in the run index; when
+    SQLite cannot answer, a full disk say, in the records themselves)."""
+    try:
+        return index.find_step(paths.reports_dir(), key, exclude_run, field)
+    except sqlite3.Error:
+        return find_reusable_scan(key, exclude_run, field)
 
 
 def find_reusable_scan(key: str, exclude_run: str,
