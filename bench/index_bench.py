@@ -82,14 +82,16 @@ def bench(n: int, record: str, old: Path | None) -> None:
         synthetic_runs.make_runs(reports, 1)  # run 0 written again: one changed record
         one_new = timed(lambda: index.refresh(reports))
 
-        old_refresh, old_page = old_viewer(reports, old) if old else (float("nan"), 0)
+        old_refresh, old_page = old_viewer(reports, old) if old else (None, None)
+        before = (f"{old_refresh:6.2f} s", f"{old_page / 1024:8.1f} KB") if old_refresh \
+            is not None and old_page is not None else ("not run (no --old)",) * 2
 
         print(f"N={n:>6}  look-up miss {miss * 1e3:8.2f} ms (scan {scan_miss * 1e3:9.1f} ms)"
               f"  hit {hit * 1e3:6.2f} ms (scan {scan_hit * 1e3:9.1f} ms)")
         print(f"{'':9}index build {build:6.2f} s  refresh after one record {one_new * 1e3:6.1f}"
-              f" ms  viewer refresh {refresh:6.3f} s (before: {old_refresh:6.2f} s)")
+              f" ms  viewer refresh {refresh:6.3f} s (before: {before[0]})")
         print(f"{'':9}first index page {page / 1024:7.1f} KB (before, every run listed: "
-              f"{old_page / 1024:8.1f} KB)", flush=True)
+              f"{before[1]})", flush=True)
 
 
 OLD_VIEWER = """
