@@ -2,8 +2,9 @@
 
 Reads the am-ready mbox b4 wrote; writes one commit per applied patch into a worktree, and
 each patch's am output to <run>/steps/<k>/apply.log. Classifies every patch (DESIGN.md):
-applied, applied-3way, already-present (the patch reverse-applies), conflict (with the failing
-hunks) or blocked (after a conflict).
+applied, applied-3way, already-present (the patch reverse-applies, alone or together with the
+patches after it), conflict (with the files and failing hunks from `git apply --check --reject
+-v`, git's hint lines dropped) or blocked (after a conflict).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import mailbox
 import os
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ class ApplyResult:
     commit: str | None
     detail: str = ""
     hunks: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
 
 
 def split_mbox(mbx: Path, outdir: Path) -> list[Path]:
@@ -81,7 +84,90 @@ def apply_one(wt: Path, patch: Path, log: Path) -> ApplyResult:
                            "the patch reverse-applies: its change is already in the tree")
     if "Patch is empty" in output:
         return ApplyResult("conflict", None, "the patch is empty", hunks)
-    return ApplyResult("conflict", None, "; ".join(hunks) or output.strip()[-300:], hunks)
+    where = conflict_where(wt, patch)
+    if where.failing:
+        return ApplyResult("conflict", None, where.detail(), where.failing, where.files)
+    return ApplyResult("conflict", None, "; ".join(hunks) or _without_hints(output)[-300:],
+                       hunks, sorted({h.split(":")[0] for h in hunks}))
+
+
+_HINT = re.compile(r"^(hint: .*|When you have resolved this problem.*|If you prefer to skip.*|"
+                   r"To restore the original branch.*|Use 'git am --show-current-patch.*|"
+                   r"Patch failed at .*)$")
+
+
+def _without_hints(output: str) -> str:
+    """git am's output without its advice lines."""
+    return "\n".join(line for line in output.strip().splitlines()
+                     if not _HINT.match(line)).strip()
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", re.M)
+_PATCH_FAILED = re.compile(r"^error: patch failed: (.+):(\d+)$", re.M)
+
+
+@dataclass
+class Where:
+    """Where a patch fails: per file its hunk count, and the failing hunks."""
+    total: dict[str, int]
+    failing: list[str]
+    files: list[str]
+
+    def detail(self) -> str:
+        n_total = sum(self.total.values())
+        n_fail = len(self.failing)
+        return (f"{n_total - n_fail} of {n_total} hunk(s) apply; failing in "
+                f"{', '.join(self.files)}: {'; '.join(self.failing)}")
+
+
+def _hunks_by_file(patch: Path) -> dict[str, list[tuple[int, int]]]:
+    """Each file's hunks as (old start, old length), from the patch text."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    current = None
+    for line in patch.read_text(errors="replace").splitlines():
+        if line.startswith("+++ "):
+            current = line[6:] if line.startswith("+++ b/") else line[4:]
+            out.setdefault(current, [])
+        elif current and (m := _HUNK.match(line)):
+            out[current].append((int(m[1]), int(m[2] or 1)))
+    return out
+
+
+def conflict_where(wt: Path, patch: Path) -> Where:
+    """The failing hunks of a patch on the worktree as it stands (nothing is written)."""
+    hunks = _hunks_by_file(patch)
+    proc = _git(wt, "apply", "--check", "--reject", "-v", str(patch))
+    failing, files = [], []
+    for path, line in _PATCH_FAILED.findall(proc.stdout + proc.stderr):
+        start = int(line)
+        numbered = list(enumerate(hunks.get(path, []), start=1))
+        number, length = next(((n, ln) for n, (s, ln) in numbered if s == start), (0, 1))
+        label = f"hunk #{number}" if number else "hunk"
+        failing.append(f"{path}: {label} at lines {start}-{start + max(length, 1) - 1}")
+        if path not in files:
+            files.append(path)
+    return Where({f: len(h) for f, h in hunks.items()}, failing, files)
+
+
+def present_together(wt: Path, patches: list[Path]) -> int:
+    """How many of `patches` (from the first) are in the tree together: the longest run
+    1..j that reverse-applies, last patch first, on the tree as it stands; 0 when none."""
+    for j in range(len(patches), 1, -1):
+        if _reverse_applies_in_order(wt, patches[:j]):
+            return j
+    return 0
+
+
+def _reverse_applies_in_order(wt: Path, run: list[Path]) -> bool:
+    """Reverse-apply `run` last-first in a scratch index; the worktree is not touched."""
+    with tempfile.TemporaryDirectory(prefix="kpipe-rev-") as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        if _git(wt, "read-tree", "HEAD", env=env).returncode != 0:
+            return False
+        for patch in reversed(run):
+            if _git(wt, "apply", "--cached", "-R", str(patch), env=env).returncode != 0:
+                return False
+    return True
 
 
 def touched_files(patch: Path) -> list[str]:
