@@ -95,3 +95,46 @@ def two_revisions_series(repo: Path, base: str, out: Path, revision: int) -> Pat
         (VHOST, "void vhost_dev_init(struct vhost_dev *dev,\n", second,
          "vhost: prepare vhost_dev_init"),
     ], "kpipe test: a series in two revisions", reroll=revision)
+
+
+FIVE_ANCHORS = ["#include <linux/module.h>\n", "static int vhost_scsi_to_tcm_attr(int attr)\n",
+                "static u16 vhost_buf_to_lun(u8 *lun_buf)\n", OPEN_FN.split("\n")[0] + "\n",
+                "static int __init vhost_scsi_init(void)\n"]
+MERGED = "/* merged: one, then two */\n"
+
+
+def maintainer_series(repo: Path, base: str, out: Path) -> tuple[Path, str]:
+    """Four patches and the tree they meet: 1 and 2 are in it together (2 rewrote 1's line, so
+    1 no longer reverse-applies alone), 3 applies, 4 has five hunks of which the tree took the
+    places of #2 and #4. Returns the series folder and that tree's commit (pass it as --base)."""
+    line = FIVE_ANCHORS[0]
+    changes = [(SCSI, line, line + "/* merged: one */\n", "vhost-scsi: merged one"),
+               (SCSI, "/* merged: one */\n", MERGED, "vhost-scsi: merged two"),
+               (SCSI, "#include <linux/utsname.h>\n",
+                "#include <linux/utsname.h>\n/* new three */\n", "vhost-scsi: new three")]
+    wt = out.parent / f".{out.name}-wt"
+    sparse_checkout(repo, wt, base, "/drivers/vhost/\n/include/linux/vhost_iotlb.h")
+    try:
+        for rel, old, new, title in changes:
+            _edit(wt, rel, old, new)
+            git(wt, "commit", "-qas", "-m", title, "-m", f"Test change: {title}.")
+        merged = git(wt, "rev-parse", "HEAD~1")
+        for n, anchor in enumerate(FIVE_ANCHORS):
+            _edit(wt, SCSI, anchor, f"/* five hunks: {n} */\n{anchor}")
+        git(wt, "commit", "-qas", "-m", "vhost-scsi: five hunks", "-m", "Test change.")
+        git(wt, "format-patch", "-q", "--thread", "--cover-letter", f"--base={base}",
+            "-o", str(out), f"{base}..HEAD")
+        cover = next(out.glob("*0000-*.patch"))
+        cover.write_text(cover.read_text().replace("*** SUBJECT HERE ***",
+                                                   "kpipe test: as a maintainer has it"))
+        git(wt, "checkout", "-q", "--detach", merged)
+        for anchor in (FIVE_ANCHORS[1], FIVE_ANCHORS[3]):
+            _edit(wt, SCSI, anchor, f"/* upstream got here first */\n{anchor}")
+        git(wt, "commit", "-qam", "upstream: the tree moved on")
+        tree_commit = git(wt, "rev-parse", "HEAD")
+        # keep the commit reachable in the shared repository once the worktree is gone
+        git(repo, "update-ref", f"refs/kpipe-tests/{tree_commit}", tree_commit)
+    finally:
+        shutil.rmtree(wt, ignore_errors=True)
+        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], check=True)
+    return out, tree_commit

@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.record import store as record
 from pipeline.record import verdicts
-from pipeline.report import junit, kcidb, mail, markdown
+from pipeline.report import junit, kcidb, mail, markdown, summary
 
 RECORDS = Path(__file__).parent / "golden" / "records"
 REPORTS = Path(__file__).parent / "golden" / "reports"
@@ -153,3 +153,26 @@ def test_verdicts_recomputed_from_the_steps_equal_the_recorded_ones(name: str) -
         assert verdicts.exit_code(rec) == rec["exit_code"]
     else:
         assert (rec["status"], rec["exit_code"]) == ("interrupted", 130)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_bad_run_has_a_bad_verdict(name: str) -> None:
+    """A record whose exit code is 1 (a bad badge) is explained by at least one bad verdict."""
+    rec = load(name)
+    if rec["exit_code"] == 1:
+        assert summary.bad_verdicts(rec), f"{name}: bad badge, no verdict says why"
+
+
+def test_a_test_failing_at_base_and_tip_is_fails_at_tip() -> None:
+    """default-series with one fixed test failing again at the tip: no fixed-by for it, a
+    fails-at-tip instead, and the run is bad."""
+    rec = copy.deepcopy(load("default-series"))
+    fixed = next(v for v in rec["verdicts"] if v["kind"] == "fixed-by")
+    tip = max(rec["steps"], key=lambda s: s["index"])
+    test = next(t for t in tip["tests"] if f"{t['suite']}/{t['case']}" == fixed["test"])
+    test["status"] = "fail"
+    found = verdicts.compute(rec["steps"])
+    kinds = {v["kind"] for v in found if v["test"] == fixed["test"]}
+    assert kinds == {"fails-at-tip"}
+    rec["verdicts"] = found
+    assert verdicts.exit_code(rec) == 1 and summary.bad_verdicts(rec)

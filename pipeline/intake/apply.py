@@ -116,8 +116,7 @@ class Where:
     def detail(self) -> str:
         n_total = sum(self.total.values())
         n_fail = len(self.failing)
-        return (f"{n_total - n_fail} of {n_total} hunk(s) apply; failing in "
-                f"{', '.join(self.files)}: {'; '.join(self.failing)}")
+        return f"{n_total - n_fail} of {n_total} hunk(s) apply; failing: {'; '.join(self.failing)}"
 
 
 def _hunks_by_file(patch: Path) -> dict[str, list[tuple[int, int]]]:

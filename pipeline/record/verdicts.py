@@ -11,7 +11,7 @@ from collections import defaultdict
 
 OK_APPLY = ("applied", "applied-3way", "already-present")
 BAD_VERDICTS = ("regressed-at", "broken-at", "not-bisectable-at", "new-warning-at",
-                "new-splat-at")
+                "new-splat-at", "does-not-apply-at", "fails-at-tip", "tip-fails")
 
 
 def _by_config(steps: list[dict]) -> dict[str, list[dict]]:
@@ -43,11 +43,36 @@ def compute(steps: list[dict]) -> list[dict]:
     for config, seq in _by_config(steps).items():
         if not seq:
             continue
+        verdicts += _apply(config, seq)
         verdicts += _bisectability(config, seq)
+        verdicts += _tip(config, seq)
         verdicts += _tests(config, seq)
         verdicts += _warnings(config, seq)
         verdicts += _splats(config, seq)
     return verdicts
+
+
+def _apply(config: str, seq: list[dict]) -> list[dict]:
+    """The first patch that does not apply, with its files and failing hunks."""
+    for step in seq:
+        entry = step["apply"]
+        if entry["status"] == "conflict":
+            where = ", ".join(entry.get("files") or []) or "(file unknown)"
+            return [_verdict("does-not-apply-at", config, step["index"],
+                             f"patch {step['index']} does not apply to {where}: "
+                             f"{entry['detail']}")]
+    return []
+
+
+def _tip(config: str, seq: list[dict]) -> list[dict]:
+    """A tip that applied but did not build or boot: no other verdict names it."""
+    tip = seq[-1]
+    if tip["apply"]["status"] not in OK_APPLY or step_ok(tip):
+        return []
+    what = "build" if tip["build"]["status"] != "pass" else "boot"
+    return [_verdict("tip-fails", config, tip["index"],
+                     f"the tip (patch {tip['index']}) does not {what} "
+                     f"({tip[what]['status']})")]
 
 
 def _bisectability(config: str, seq: list[dict]) -> list[dict]:
@@ -79,6 +104,11 @@ def _tests(config: str, seq: list[dict]) -> list[dict]:
                 out.append(_verdict("flaky", config, i,
                                     f"{name} changed result on a retry at step {i}", name))
         base = statuses[0]
+        tip = statuses[-1]
+        if tip in ("fail", "error") and not (base == "pass" and tip == "fail"):
+            out.append(_verdict("fails-at-tip", config, indexes[-1],
+                                f"{name} ends {tip} at the tip (patch {indexes[-1]}); at the "
+                                f"base it was {base or 'not run'}", name))
         if base == "fail":
             for pos in range(1, len(indexes)):
                 if all(s == "pass" for s in statuses[pos:]) and statuses[pos - 1] != "pass":

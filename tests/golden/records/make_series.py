@@ -2,7 +2,8 @@
 
 Reads the imported kernel tree (~/.cache/kpipe/tree.git); writes `git format-patch` files to
 OUT. Usage (from the project root): python tests/golden/records/make_series.py KIND OUT
-with KIND one of mixed, hostile, rev1, rev2. Each record's COMMAND file says how it was used.
+with KIND one of mixed, hostile, rev1, rev2, maintainer (which also prints the --base to
+pass). Each record's COMMAND file says how it was used.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import series_factory as sf  # noqa: E402
 
-from pipeline import tree  # noqa: E402
+from pipeline.intake import tree  # noqa: E402
 
 
 def main(kind: str, out: str) -> None:
@@ -25,6 +26,7 @@ def main(kind: str, out: str) -> None:
         "hostile": lambda: sf.hostile_subject_series(info.path, info.head, target),
         "rev1": lambda: sf.two_revisions_series(info.path, info.head, target, 1),
         "rev2": lambda: sf.two_revisions_series(info.path, info.head, target, 2),
+        "maintainer": lambda: sf.maintainer_series(info.path, info.head, target),
     }
     print(makers[kind]())
 
