@@ -30,6 +30,7 @@ from pathlib import Path
 import b4
 
 from pipeline.errors import BadInput
+from pipeline.intake import msgids
 
 logging.getLogger("b4").setLevel(logging.WARNING)
 
@@ -283,6 +284,8 @@ def intake(arg: str, run_dir: Path, revision: int | None = None, allow_partial: 
     outdir = run_dir / "series"
     given, source = gather(arg, outdir, lore)
     warnings: list[str] = []
+    if not source.startswith("msgid:"):
+        warnings += msgids.assign(given)
     _check_messages(_messages(given), warnings)
     raw = outdir / "thread.mbox"
     drop_duplicates(given, raw, warnings)
@@ -313,7 +316,9 @@ def intake(arg: str, run_dir: Path, revision: int | None = None, allow_partial: 
     lore_root = (lore or DEFAULT_LORE).rstrip("/")
     return Series(
         subject=lser.subject or first.subject, revision=revision, msgid=first.msgid,
-        link=f"{lore_root}/{first.msgid}/", author=f"{lser.fromname} <{lser.fromemail}>",
+        link=("(not posted: local mail; Message-Ids made by kpipe)"
+              if first.msgid.endswith(msgids.DOMAIN) else f"{lore_root}/{first.msgid}/"),
+        author=f"{lser.fromname} <{lser.fromemail}>",
         cover=cover_text, expected=lser.expected, complete=bool(lser.complete),
         base_commit=lser.base_commit,
         prerequisites={"patch_ids": lser.prereq_patch_ids or [],
