@@ -176,3 +176,15 @@ def test_a_test_failing_at_base_and_tip_is_fails_at_tip() -> None:
     assert kinds == {"fails-at-tip"}
     rec["verdicts"] = found
     assert verdicts.exit_code(rec) == 1 and summary.bad_verdicts(rec)
+
+
+def test_a_base_not_in_the_tree_says_what_to_pass() -> None:
+    """rev2 as if its base-commit had not been in the tree (the base guessed as HEAD)."""
+    rec = copy.deepcopy(load("rev2"))
+    assert rec["series"]["base_commit"]
+    for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
+        assert "--base-remote" not in text
+    rec["base"]["rule"] = "head"
+    for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
+        assert "--base-remote URL" in text and "--tree DIR" in text
+        assert rec["series"]["base_commit"][:12] in text

@@ -286,3 +286,14 @@ def _make_var(command: str, name: str) -> str | None:
         if word.startswith(name + "="):
             return word.split("=", 1)[1].replace("<tree>", ".")
     return None
+
+
+def next_step(rec: dict) -> str | None:
+    """What to pass to test on the posted base when its `base-commit:` is not in the tree."""
+    trailer = (rec.get("series") or {}).get("base_commit")
+    base = rec.get("base") or {}
+    if not trailer or base.get("rule") not in ("blob-guess", "head"):
+        return None
+    return (f"the posted base-commit {trailer[:12]} is not in this tree: to test on it, run "
+            f"again with --base-remote URL (a git remote that has the commit) or --tree DIR "
+            f"(a kernel checkout that has it)")
