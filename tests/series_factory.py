@@ -24,6 +24,12 @@ def _edit(wt: Path, rel: str, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+def _commit_all(wt: Path, changes: list[tuple[str, str, str, str]]) -> None:
+    for rel, old, new, title in changes:
+        _edit(wt, rel, old, new)
+        git(wt, "commit", "-qas", "-m", title, "-m", f"Test change: {title}.")
+
+
 def make_series(repo: Path, base: str, out: Path, changes: list[tuple[str, str, str, str]],
                 subject: str, reroll: int | None = None) -> Path:
     """Commit each (file, old, new, subject) change in turn and format the series into `out`.
@@ -33,9 +39,7 @@ def make_series(repo: Path, base: str, out: Path, changes: list[tuple[str, str, 
     wt = out.parent / f".{out.name}-wt"
     sparse_checkout(repo, wt, base, "/drivers/vhost/\n/include/linux/vhost_iotlb.h")
     try:
-        for rel, old, new, title in changes:
-            _edit(wt, rel, old, new)
-            git(wt, "commit", "-qas", "-m", title, "-m", f"Test change: {title}.")
+        _commit_all(wt, changes)
         git(wt, "format-patch", "-q", "--thread", "--cover-letter", f"--base={base}",
             *([f"-v{reroll}"] if reroll else []), "-o", str(out), f"{base}..HEAD")
         cover = next(out.glob("*0000-*.patch"))
@@ -115,9 +119,7 @@ def maintainer_series(repo: Path, base: str, out: Path) -> tuple[Path, str]:
     wt = out.parent / f".{out.name}-wt"
     sparse_checkout(repo, wt, base, "/drivers/vhost/\n/include/linux/vhost_iotlb.h")
     try:
-        for rel, old, new, title in changes:
-            _edit(wt, rel, old, new)
-            git(wt, "commit", "-qas", "-m", title, "-m", f"Test change: {title}.")
+        _commit_all(wt, changes)
         merged = git(wt, "rev-parse", "HEAD~1")
         for n, anchor in enumerate(FIVE_ANCHORS):
             _edit(wt, SCSI, anchor, f"/* five hunks: {n} */\n{anchor}")

@@ -292,3 +292,18 @@ def test_served_viewer_compares_any_pair_on_demand(browser, server: str) -> None
     assert index.errors == []
     rev = Opened(browser, f"{server}/compare/{_run_id('rev1')}..{_run_id('rev2')}.html")
     _check_revision_compare(rev.page)
+
+
+def test_maintainer_series_page_names_the_conflict(browser, reports: Path) -> None:
+    """Patches 1-2 already in the tree together, 3 applied, 4 conflicting in two of five hunks."""
+    rec = json.loads((RECORDS / "maintainer" / "results.json").read_text())
+    run = Opened(browser, f"{reports.as_uri()}/runs/{rec['run_id']}/report.html")
+    statuses = [run.cell(k, "apply").get_attribute("data-status") for k in range(1, 5)]
+    assert statuses == ["already-present", "already-present", "applied", "conflict"]
+    title = run.cell(4, "apply").get_attribute("title")
+    assert "drivers/vhost/scsi.c: hunk #2 at lines" in title and "3 of 5 hunk(s)" in title
+    verdicts = run.page.locator("#verdicts li").all_inner_texts()
+    conflict = [v for v in verdicts if v.startswith("does-not-apply-at")]
+    assert len(conflict) == 1 and "hunk #4" in conflict[0], verdicts
+    assert "together with patches 1..2" in run.cell(1, "apply").get_attribute("title")
+    assert run.errors == []

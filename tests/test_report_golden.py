@@ -188,3 +188,11 @@ def test_a_base_not_in_the_tree_says_what_to_pass() -> None:
     for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
         assert "--base-remote URL" in text and "--tree DIR" in text
         assert rec["series"]["base_commit"][:12] in text
+
+
+def test_conflict_mail_and_summary_name_the_file_and_hunks() -> None:
+    rec = load("maintainer")
+    for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
+        assert "does-not-apply-at" in text
+        assert "drivers/vhost/scsi.c: hunk #2 at lines" in text and "hunk #4" in text
+        assert "hint:" not in text and "git am --skip" not in text
