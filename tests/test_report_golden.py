@@ -194,5 +194,6 @@ def test_conflict_mail_and_summary_name_the_file_and_hunks() -> None:
     rec = load("maintainer")
     for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
         assert "does-not-apply-at" in text
-        assert "drivers/vhost/scsi.c: hunk #2 at lines" in text and "hunk #4" in text
+        plain = text.replace("\\#", "#")  # Markdown escapes the hash
+        assert "drivers/vhost/scsi.c: hunk #2 at lines" in plain and "hunk #4" in plain
         assert "hint:" not in text and "git am --skip" not in text
