@@ -44,7 +44,7 @@ def test_not_bisectable_when_a_middle_step_fails_to_build() -> None:
     assert _kinds(steps) == [("not-bisectable-at", 1)]
     # when the tip fails too, it is no bisectability verdict but a failing tip: exit 1
     steps = [_step(0), _step(1, build="fail"), _step(2, build="fail")]
-    assert _kinds(steps) == []
+    assert _kinds(steps) == [("tip-fails", 2)]
     assert verdicts.exit_code({"verdicts": [], "steps": steps}) == 1
 
 
@@ -69,3 +69,23 @@ def test_conflict_makes_the_tip_fail() -> None:
 def test_clean_series_exits_zero() -> None:
     steps = [_step(0, {"a": "pass"}), _step(1, {"a": "pass"})]
     assert verdicts.exit_code({"verdicts": verdicts.compute(steps), "steps": steps}) == 0
+
+
+def test_a_conflict_is_does_not_apply_at_the_first_conflicting_patch() -> None:
+    steps = [_step(0), _step(1), _step(2, apply="conflict", build="blocked", boot="blocked"),
+             _step(3, apply="blocked", build="blocked", boot="blocked")]
+    steps[2]["apply"] |= {"files": ["drivers/vhost/scsi.c"],
+                          "detail": "1 of 2 hunk(s) apply; failing: drivers/vhost/scsi.c: "
+                                    "hunk #2 at lines 10-16"}
+    found = verdicts.compute(steps)
+    assert [(v["kind"], v["step"]) for v in found] == [("does-not-apply-at", 2)]
+    assert "drivers/vhost/scsi.c" in found[0]["detail"] and "hunk #2" in found[0]["detail"]
+
+
+def test_a_test_failing_at_base_and_tip_is_fails_at_tip() -> None:
+    steps = [_step(0, {"a": "fail", "b": "fail"}), _step(1, {"a": "pass", "b": "fail"}),
+             _step(2, {"a": "fail", "b": "pass"})]
+    # a: fixed at 1 and failing again at the tip; b: fixed by 2
+    assert _kinds(steps) == [("fails-at-tip", 2), ("fixed-by", 2)]
+    rec = {"verdicts": verdicts.compute(steps), "steps": steps}
+    assert verdicts.exit_code(rec) == 1
