@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.record import store as record
 from pipeline.record import verdicts
-from pipeline.report import junit, kcidb, mail, markdown, summary
+from pipeline.report import html, junit, kcidb, mail, markdown, summary
 
 RECORDS = Path(__file__).parent / "golden" / "records"
 REPORTS = Path(__file__).parent / "golden" / "reports"
@@ -185,7 +185,8 @@ def test_a_base_not_in_the_tree_says_what_to_pass() -> None:
     for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
         assert "--base-remote" not in text
     rec["base"]["rule"] = "head"
-    for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
+    page = html.render_run(rec, RECORDS / "rev2")
+    for text in (markdown.render_markdown(rec), mail.render_mail(rec), page):
         assert "--base-remote URL" in text and "--tree DIR" in text
         assert rec["series"]["base_commit"][:12] in text
 
