@@ -140,3 +140,21 @@ def maintainer_series(repo: Path, base: str, out: Path) -> tuple[Path, str]:
         shutil.rmtree(wt, ignore_errors=True)
         subprocess.run(["git", "-C", str(repo), "worktree", "prune"], check=True)
     return out, tree_commit
+
+
+def plain_format_patch(repo: Path, base: str, out: Path) -> Path:
+    """One patch as `git format-patch -1` writes it by default: no Message-Id, no base-commit.
+
+    The change is the mixed series' first patch, so a session that built that step reuses it.
+    """
+    wt = out.parent / f".{out.name}-wt"
+    sparse_checkout(repo, wt, base, "/drivers/vhost/\n/include/linux/vhost_iotlb.h")
+    try:
+        _commit_all(wt, [(SCSI, "#include <linux/module.h>\n",
+                          "#include <linux/module.h>\n/* kpipe e2e */\n",
+                          "vhost-scsi: add a comment")])
+        path = Path(git(wt, "format-patch", "-1", "-o", str(out), "HEAD"))
+    finally:
+        shutil.rmtree(wt, ignore_errors=True)
+        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], check=True)
+    return path

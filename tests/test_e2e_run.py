@@ -266,3 +266,22 @@ def test_full_disk_is_an_infra_error_with_a_valid_record(kernel_tree, tmp_path: 
     leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
                               capture_output=True, text=True)
     assert leftover.stdout == ""
+
+
+def test_plain_format_patch_file_runs_end_to_end(kernel_tree, e2e: dict, tmp_path) -> None:
+    """A file from plain `git format-patch -1` (no Message-Id) runs through `kpipe run`."""
+    from series_factory import plain_format_patch
+
+    patch = plain_format_patch(kernel_tree.path, kernel_tree.head, tmp_path / "plain")
+    assert "Message-Id" not in patch.read_text()
+    runs = []
+    for _ in range(2):
+        proc = kpipe(["run", str(patch), "--json"], e2e["reports"])
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(json.loads(proc.stdout))
+    rec = runs[0]
+    assert rec["series"]["msgid"].endswith("@msgid.kpipe.invalid")
+    assert any("kpipe made them" in w for w in rec["series"]["warnings"])
+    assert [(s["apply"]["status"], s["build"]["status"]) for s in _steps(rec)] == [
+        ("applied", "pass"), ("applied", "pass")]
+    assert runs[1]["series"]["msgid"] == rec["series"]["msgid"]  # the same file, the same id
