@@ -22,7 +22,7 @@ from pathlib import Path
 INDEX_FILE = "index.sqlite"
 STALE_FILE = "index.stale"
 VERSION = "1"
-BAD_BUILD = ("error", "not-run", "blocked")
+BAD_BUILD = ("error", "not-run", "blocked")  # builds a look-up never reuses (keys.py's scan too)
 OUTCOME = {0: "good", 1: "bad", 2: "bad input", 3: "infrastructure error", 130: "interrupted"}
 
 _SCHEMA = """

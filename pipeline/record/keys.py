@@ -66,7 +66,7 @@ def find_reusable_scan(key: str, exclude_run: str,
         for step in record.get("steps", []):
             if step.get(field) != key:
                 continue
-            if step["build"]["status"] in ("error", "not-run", "blocked"):
+            if step["build"]["status"] in index.BAD_BUILD:
                 continue
             if field == "key" and step["boot"]["status"] == "error":
                 continue
