@@ -13,8 +13,8 @@ from conftest import git
 from series_factory import SCSI, _edit
 
 from pipeline.intake import apply
+from pipeline.intake.apply_series import apply_all
 from pipeline.progress import Progress
-from pipeline.run.main import _apply_all
 
 
 def _commit(wt: Path, rel: str, old: str, new: str, message: str) -> str:
@@ -29,7 +29,7 @@ def _format(wt: Path, rev_range: str, out: Path) -> list[Path]:
 
 
 def _records(wt: Path, patches: list[Path], run_dir: Path) -> list[dict]:
-    return _apply_all(wt, patches, run_dir, git(wt, "rev-parse", "HEAD"), Progress(quiet=True))
+    return apply_all(wt, patches, run_dir, git(wt, "rev-parse", "HEAD"), Progress(quiet=True))
 
 
 def test_patches_in_the_tree_together_then_one_that_applies(sparse_worktree: Path,

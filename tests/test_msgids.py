@@ -14,8 +14,8 @@ from conftest import git
 from series_factory import SCSI, VHOST, _edit
 
 from pipeline.intake import apply, msgids, series
+from pipeline.intake.apply_series import apply_all
 from pipeline.progress import Progress
-from pipeline.run.main import _apply_all
 
 
 def _two_commits(wt: Path) -> str:
@@ -34,7 +34,7 @@ def _ids(got: series.Series) -> list[str]:
 
 def _applies(wt: Path, got: series.Series, run: Path, base: str) -> list[str]:
     files = apply.split_mbox(run / got.mbox, run / "patches")
-    steps = _apply_all(wt, files, run, base, Progress(quiet=True))
+    steps = apply_all(wt, files, run, base, Progress(quiet=True))
     return [s["apply"]["status"] for s in steps[1:]]
 
 
