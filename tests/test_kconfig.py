@@ -66,3 +66,28 @@ def test_a_config_may_set_its_own_boot_timeout() -> None:
     kasan = kconfig.load_spec("kasan").boot_timeout
     assert kasan and kasan > BootSettings().boot_timeout
     assert boot_settings("kasan").boot_timeout == kasan
+
+
+def test_explainer_that_cannot_read_the_tree_leaves_the_symbol_unexplained(
+        full_worktree: Path, tmp_path: Path) -> None:
+    frag = tmp_path / "conflict.config"
+    frag.write_text("CONFIG_TARGET_CORE=n\nCONFIG_VHOST_SCSI=y\n")
+    spec = kconfig.load_spec("default", [str(frag)])
+    out = tmp_path / "o"
+    kconfig.merge(spec, full_worktree, out / ".config")
+    assert kconfig.olddefconfig(full_worktree, out, []).returncode == 0
+    without_modules = tuple(r for r in kconfig.COMPAT_RULES if r.name != "modules")
+    dropped = {d["sym"]: d for d in kconfig.dropped_symbols(spec, out / ".config",
+                                                             full_worktree, without_modules)}
+    unmet = dropped["VHOST_SCSI"]["unmet"]
+    assert unmet.startswith("reason unknown: kconfiglib cannot read this tree (")
+    assert "couldn't parse 'modules'" in unmet
+
+
+def test_compat_rules_rewrite_what_kconfiglib_lacks() -> None:
+    text = ("\tmodules\n\ttransitional\n\tdepends on USB if !USB_GADGET # cdns3\n"
+            "\tdepends on MMC || !MMC # do not allow WFX=y if MMC=m\n")
+    for rule in kconfig.COMPAT_RULES:
+        text = rule.apply(text)
+    assert text == ("\toption modules\n\n\tdepends on (USB) || !(!USB_GADGET) # cdns3\n"
+                    "\tdepends on MMC || !MMC # do not allow WFX=y if MMC=m\n")

@@ -1,14 +1,17 @@
 """Kernel configuration: merge a base config and fragments, then check what make kept.
 
 Reads configs/configs.toml (named configs), fragments under configs/kconfig/, and the kernel
-tree's Kconfig files and defconfig; writes <O=>/.config through kconfiglib, runs
-`make olddefconfig`, and returns what was requested, what the final .config holds, and every
-requested symbol that make dropped together with the dependency that is not met.
+tree's Kconfig files and defconfig; writes <O=>/.config with the tree's own merge_config.sh,
+runs `make olddefconfig`, and returns what was requested, what the final .config holds, and
+every requested symbol that make dropped. kconfiglib (read through COMPAT_RULES, one rule per
+Kconfig feature it lacks) only explains a dropped symbol; when it cannot read a tree the symbol
+is reported unexplained and the run goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -20,7 +23,7 @@ from pathlib import Path
 import kconfiglib
 
 from pipeline import paths
-from pipeline.errors import BadInput, InfraError
+from pipeline.errors import BadInput
 from pipeline.intake import tree
 
 
@@ -28,28 +31,55 @@ class KconfigError(BadInput):
     """A config cannot be produced (unknown config name, unreadable fragment, make failed)."""
 
 
-class KconfigToolError(InfraError):
-    """The tree's Kconfig cannot be evaluated on this machine (a tool it runs is missing)."""
+@dataclass(frozen=True)
+class CompatRule:
+    """One Kconfig feature kconfiglib 14.1 lacks, rewritten as it reads the tree's files."""
+
+    name: str
+    why: str
+    pattern: re.Pattern[str]
+    replace: str | Callable[[re.Match[str]], str]
+
+    def apply(self, text: str) -> str:
+        return self.pattern.sub(self.replace, text)
 
 
-class Kconfig612(kconfiglib.Kconfig):
-    """kconfiglib 14.1 with the one change Linux 6.12's Kconfig needs.
+def _conditional_dep(m: re.Match[str]) -> str:
+    comment = f" {m[4]}" if m[4] else ""
+    return f"{m[1]}depends on ({m[2].strip()}) || !({m[3].strip()}){comment}"
 
-    6.12 spells the MODULES marker as a bare `modules` attribute (kernel/module/Kconfig);
-    kconfiglib only knows the older `option modules`. Rewriting that attribute while the files
-    are read is enough for the x86 tree to parse.
-    """
 
-    _MODULES_ATTR = re.compile(r"^(\s*)modules\s*$", re.M)
+COMPAT_RULES: tuple[CompatRule, ...] = (
+    CompatRule("modules",
+               "6.12+ spell the MODULES marker as a bare `modules` attribute; kconfiglib "
+               "knows only `option modules`, which means the same",
+               re.compile(r"^([ \t]*)modules[ \t]*$", re.M), r"\1option modules"),
+    CompatRule("transitional",
+               "7.x marks renamed symbols `transitional` (read from old .configs, never "
+               "written); it changes no dependency, so dropping it keeps the explanation",
+               re.compile(r"^[ \t]*transitional[ \t]*(#.*)?$", re.M), ""),
+    CompatRule("depends-if",
+               "7.x has conditional dependencies `depends on A if B`: A is needed only when "
+               "B holds, which is `depends on (A) || !(B)`",
+               re.compile(r"^([ \t]*)depends on[ \t]+([^#\n]+?)[ \t]+if[ \t]+([^#\n]+?)"
+                          r"[ \t]*(#.*)?$", re.M),
+               _conditional_dep),
+)
+
+
+class CompatKconfig(kconfiglib.Kconfig):
+    """kconfiglib 14.1 reading a tree through the compatibility rules (COMPAT_RULES)."""
+
+    rules: tuple[CompatRule, ...] = COMPAT_RULES
 
     def _open(self, filename, mode):  # noqa: ANN001 - kconfiglib's signature
         fh = super()._open(filename, mode)
-        if mode != "r" or not str(filename).endswith("kernel/module/Kconfig"):
+        if mode != "r":
             return fh
-        import io
-
         with fh:
-            text = self._MODULES_ATTR.sub(r"\1option modules", fh.read())
+            text = fh.read()
+        for rule in self.rules:
+            text = rule.apply(text)
         return io.StringIO(text)
 
 
@@ -140,15 +170,15 @@ def _kernelversion(worktree: Path) -> str:
                     for k in ("VERSION", "PATCHLEVEL", "SUBLEVEL"))
 
 
-def _load_kconfig(worktree: Path) -> Kconfig612:
+def _load_kconfig(worktree: Path, rules: tuple[CompatRule, ...] = COMPAT_RULES) -> CompatKconfig:
+    """The tree's Kconfig as kconfiglib reads it; kconfiglib.KconfigError if it cannot."""
     saved = dict(os.environ)
     os.environ.update(kconfig_env(worktree))
     cwd = os.getcwd()
+    kind = type("CompatKconfig", (CompatKconfig,), {"rules": rules})
     try:
         os.chdir(worktree)
-        return Kconfig612("Kconfig", warn=False)
-    except kconfiglib.KconfigError as exc:
-        raise KconfigToolError(f"cannot evaluate the tree's Kconfig: {exc}") from exc
+        return kind("Kconfig", warn=False)
     finally:
         os.chdir(cwd)
         os.environ.clear()
@@ -156,15 +186,19 @@ def _load_kconfig(worktree: Path) -> Kconfig612:
 
 
 def merge(spec: ConfigSpec, worktree: Path, out_config: Path) -> None:
-    """Write the merged base + fragments config to `out_config` with kconfiglib."""
-    kconf = _load_kconfig(worktree)
-    kconf.load_config(str(worktree / spec.defconfig))
-    for rel in spec.tree_fragments:
-        kconf.load_config(str(worktree / rel), replace=False)
-    for path in spec.fragment_paths():
-        kconf.load_config(str(path), replace=False)
+    """Write base + fragments to `out_config` with the tree's own scripts/kconfig/merge_config.sh.
+
+    Only merges (-m): `make olddefconfig` (see olddefconfig) then resolves the result.
+    """
     out_config.parent.mkdir(parents=True, exist_ok=True)
-    kconf.write_config(str(out_config), header="# kpipe: merged by kconfiglib\n")
+    script = worktree / "scripts" / "kconfig" / "merge_config.sh"
+    inputs = [worktree / spec.defconfig, *(worktree / rel for rel in spec.tree_fragments),
+              *spec.fragment_paths()]
+    env = {**os.environ, "KCONFIG_CONFIG": str(out_config.resolve())}
+    proc = subprocess.run(["bash", str(script), "-m", *(str(p.resolve()) for p in inputs)],
+                          cwd=out_config.parent, env=env, capture_output=True, text=True)
+    if proc.returncode != 0 or not out_config.is_file():
+        raise KconfigError(f"merge_config.sh failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
 
 
 def read_config(path: Path) -> dict[str, str]:
@@ -172,19 +206,33 @@ def read_config(path: Path) -> dict[str, str]:
     return parse_fragment(path.read_text())
 
 
-def dropped_symbols(spec: ConfigSpec, final_config: Path, worktree: Path) -> list[dict]:
-    """Every requested symbol whose final value differs, with the dependency that is unmet."""
+def dropped_symbols(spec: ConfigSpec, final_config: Path, worktree: Path,
+                    rules: tuple[CompatRule, ...] = COMPAT_RULES) -> list[dict]:
+    """Every requested symbol whose final value differs, with the dependency that is unmet.
+
+    kconfiglib only explains: when it cannot read the tree, each dropped symbol is reported as
+    unexplained with its error, and the run goes on.
+    """
     final = read_config(final_config)
     misses = {s: v for s, v in spec.requested.items() if final.get(s, "n") != v}
     if not misses:
         return []
-    kconf = _load_kconfig(worktree)
-    kconf.load_config(str(final_config))
-    return [{"sym": sym, "want": want, "got": final.get(sym, "n"), "unmet": _unmet(kconf, sym)}
+    try:
+        kconf = _load_kconfig(worktree, rules)
+        kconf.load_config(str(final_config))
+        explain: Callable[[str], str] = lambda sym: _unmet(kconf, sym)  # noqa: E731
+    except kconfiglib.KconfigError as exc:
+        reason = f"reason unknown: kconfiglib cannot read this tree ({_one_line(exc)})"
+        explain = lambda sym: reason  # noqa: E731
+    return [{"sym": sym, "want": want, "got": final.get(sym, "n"), "unmet": explain(sym)}
             for sym, want in sorted(misses.items())]
 
 
-def _unmet(kconf: Kconfig612, name: str) -> str:
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _unmet(kconf: CompatKconfig, name: str) -> str:
     sym = kconf.syms.get(name)
     if sym is None or not sym.nodes:
         return "symbol does not exist in this tree"
