@@ -162,3 +162,28 @@ def lkdtm_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
     kernel = _step_kernel(proc, shared_reports, 0)
     kernel.series = series
     return kernel
+
+
+LINUX_73 = ("trixie-backports", "linux-source-7.3", "7.3.4-1~bpo13+1")
+
+
+@pytest.fixture(scope="session")
+def tree73(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's linux-source-7.3 unpacked (not imported): apt-get download with a private
+    source list (the system's apt sources untouched), then dpkg-deb --fsys-tarfile. ~40 s."""
+    suite, pkg, version = LINUX_73
+    top = tmp_path_factory.mktemp("linux73")
+    (top / "lists" / "partial").mkdir(parents=True)
+    (top / "sources.list").write_text(
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+        f"http://deb.debian.org/debian {suite} main\n")
+    apt = ["apt-get", "-q", "-o", f"Dir::Etc::SourceList={top / 'sources.list'}",
+           "-o", "Dir::Etc::SourceParts=/nonexistent", "-o", f"Dir::State::Lists={top / 'lists'}"]
+    subprocess.run([*apt, "update"], check=True, capture_output=True)
+    subprocess.run([*apt, "download", f"{pkg}={version}"], cwd=top, check=True,
+                   capture_output=True)
+    deb = next(top.glob(f"{pkg}_*.deb"))
+    subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/src/{pkg}.tar.xz | tar -xJ",
+                   shell=True, cwd=top, check=True)
+    deb.unlink()
+    return top / pkg

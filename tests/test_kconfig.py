@@ -91,3 +91,23 @@ def test_compat_rules_rewrite_what_kconfiglib_lacks() -> None:
         text = rule.apply(text)
     assert text == ("\toption modules\n\n\tdepends on (USB) || !(!USB_GADGET) # cdns3\n"
                     "\tdepends on MMC || !MMC # do not allow WFX=y if MMC=m\n")
+
+
+def test_73_default_and_kasan_keep_every_requested_symbol(tree73: Path, tmp_path: Path) -> None:
+    for name in ("default", "kasan"):
+        assert _configure(kconfig.load_spec(name), tree73, tmp_path / name) == [], name
+
+
+def test_73_dropped_symbol_names_its_unmet_dependency(tree73: Path, tmp_path: Path) -> None:
+    frag = tmp_path / "conflict.config"
+    frag.write_text("CONFIG_TARGET_CORE=n\nCONFIG_VHOST_SCSI=y\n")
+    spec = kconfig.load_spec("default", [str(frag)])
+    dropped = {d["sym"]: d for d in _configure(spec, tree73, tmp_path / "o")}
+    assert dropped["VHOST_SCSI"]["unmet"] == "depends on TARGET_CORE"
+    without = tuple(r for r in kconfig.COMPAT_RULES if r.name != "transitional")
+    blind = {d["sym"]: d for d in kconfig.dropped_symbols(spec, tmp_path / "o" / ".config",
+                                                          tree73, without)}
+    assert blind["VHOST_SCSI"]["got"] == "n"
+    assert blind["VHOST_SCSI"]["unmet"] == ("reason unknown: kconfiglib cannot read this tree "
+                                            "(arch/Kconfig:972: error: couldn't parse "
+                                            "'transitional': syntax error)")
