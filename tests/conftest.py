@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.intake import tree
+from pipeline.intake import tree, trees
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -164,14 +164,16 @@ def lkdtm_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
     return kernel
 
 
-LINUX_73 = ("trixie-backports", "linux-source-7.3", "7.3.4-1~bpo13+1")
+def _known_tree(name: str) -> tuple[str, str, str]:
+    entry = trees.known_trees()[name]
+    return entry["suite"], entry["package"], entry["version"]
 
 
 @pytest.fixture(scope="session")
 def tree73(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Debian's linux-source-7.3 unpacked (not imported): apt-get download with a private
     source list (the system's apt sources untouched), then dpkg-deb --fsys-tarfile. ~40 s."""
-    suite, pkg, version = LINUX_73
+    suite, pkg, version = _known_tree("debian-7.3")
     top = tmp_path_factory.mktemp("linux73")
     (top / "lists" / "partial").mkdir(parents=True)
     (top / "sources.list").write_text(
