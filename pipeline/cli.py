@@ -22,6 +22,7 @@ from pipeline.fanout import merge
 from pipeline.fanout import plan as planmod
 from pipeline.intake import series, tree
 from pipeline.progress import Progress
+from pipeline.record import store as record_store
 from pipeline.report import render as report_render
 from pipeline.run.main import RunOptions, run
 
@@ -187,7 +188,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _show_record(run_dir: Path, code: int, as_json: bool) -> int:
-    rec = json.loads((run_dir / "results.json").read_text())
+    rec = record_store.load(run_dir)
     if as_json:
         print(json.dumps(rec, indent=1))
     else:

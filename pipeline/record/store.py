@@ -84,7 +84,18 @@ def write(run_dir: Path, record: dict) -> Path:
 
 
 def load(run_dir: Path) -> dict:
+    """The run dir's record; raises OSError or ValueError when it cannot be read."""
     return json.loads((run_dir / "results.json").read_text())
+
+
+def load_or_none(run_dir: Path) -> dict | None:
+    """The run dir's record when it is readable and is a JSON object, else None (listings
+    skip such a dir: a run being written, or not a run)."""
+    try:
+        rec = load(run_dir)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def config_entry(record: dict, name: str) -> dict | None:

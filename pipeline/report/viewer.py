@@ -11,7 +11,6 @@ relative, so the viewer works from file:// as well as over HTTP.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.record import index
+from pipeline.record import store as record
 from pipeline.report import compare, html, model
 from pipeline.report.env import render
 from pipeline.report.text import one_line
@@ -55,11 +55,8 @@ def load_runs(reports: Path) -> list[Run]:
     runs = []
     root = reports / "runs"
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        try:
-            rec = json.loads((path / "results.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and RUN_ID.match(str(rec.get("run_id", ""))):
+        rec = record.load_or_none(path)
+        if rec is not None and RUN_ID.match(str(rec.get("run_id", ""))):
             runs.append(Run(path, rec))
     return runs
 
@@ -90,11 +87,8 @@ def load_run(reports: Path, run_id: str) -> Run | None:
     """One run by id, read from its record, or None."""
     if not RUN_ID.match(run_id):
         return None
-    try:
-        rec = json.loads((reports / "runs" / run_id / "results.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return Run(reports / "runs" / run_id, rec) if isinstance(rec, dict) else None
+    rec = record.load_or_none(reports / "runs" / run_id)
+    return Run(reports / "runs" / run_id, rec) if rec is not None else None
 
 
 def render_index(reports: Path, filters: dict[str, str] | None = None, page: int = 1) -> str:
