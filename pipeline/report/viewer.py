@@ -42,8 +42,7 @@ class Run:
 
     @property
     def series(self) -> str:
-        ser = self.rec.get("series")
-        return one_line(ser["subject"]) if ser else "(no series read)"
+        return one_line(index.series_name(self.rec))
 
     @property
     def revision(self) -> int | None:
