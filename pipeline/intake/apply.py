@@ -119,17 +119,42 @@ class Where:
         return f"{n_total - n_fail} of {n_total} hunk(s) apply; failing: {'; '.join(self.failing)}"
 
 
-def _hunks_by_file(patch: Path) -> dict[str, list[tuple[int, int]]]:
-    """Each file's hunks as (old start, old length), from the patch text."""
-    out: dict[str, list[tuple[int, int]]] = {}
-    current = None
+@dataclass
+class FileDiff:
+    """One file's part of a patch: its old and new names (None for /dev/null) and its hunks
+    as (old start, old length)."""
+    old: str | None
+    new: str | None
+    hunks: list[tuple[int, int]]
+
+
+def file_diffs(patch: Path) -> list[FileDiff]:
+    """Each file a patch changes, from its ---/+++ headers and @@ lines. Written here: git
+    has no machine-readable form of a patch's hunks that needs no tree, and this is the one
+    parser kpipe has of them."""
+    out: list[FileDiff] = []
+    old: str | None = None
     for line in patch.read_text(errors="replace").splitlines():
-        if line.startswith("+++ "):
-            current = line[6:] if line.startswith("+++ b/") else line[4:]
-            out.setdefault(current, [])
-        elif current and (m := _HUNK.match(line)):
-            out[current].append((int(m[1]), int(m[2] or 1)))
+        if line.startswith("--- "):
+            old = _header_path(line[4:], "a/")
+        elif line.startswith("+++ "):
+            out.append(FileDiff(old, _header_path(line[4:], "b/"), []))
+        elif out and (m := _HUNK.match(line)):
+            out[-1].hunks.append((int(m[1]), int(m[2] or 1)))
     return out
+
+
+def _header_path(name: str, prefix: str) -> str | None:
+    name = name.split("\t")[0].strip()
+    if name == "/dev/null":
+        return None
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def _hunks_by_file(patch: Path) -> dict[str, list[tuple[int, int]]]:
+    """Each file's hunks, keyed by the path git apply names (the new one, or the old one
+    for a deletion)."""
+    return {(f.new or f.old or ""): f.hunks for f in file_diffs(patch)}
 
 
 def conflict_where(wt: Path, patch: Path) -> Where:
@@ -170,10 +195,8 @@ def _reverse_applies_in_order(wt: Path, run: list[Path]) -> bool:
 
 
 def touched_files(patch: Path) -> list[str]:
-    """Paths a patch changes (from its diff headers)."""
-    text = patch.read_text(errors="replace")
-    return sorted(set(re.findall(r"^\+\+\+ b/(\S+)", text, re.M))
-                  | set(re.findall(r"^--- a/(\S+)", text, re.M)))
+    """Paths a patch changes (old and new names, from its diff headers)."""
+    return sorted({name for f in file_diffs(patch) for name in (f.old, f.new) if name})
 
 
 def patch_id(patch: Path) -> str:
