@@ -53,6 +53,9 @@ def _work_args(p: argparse.ArgumentParser) -> None:
                    help="boot each step under virtme-ng and run the suites (default: yes)")
     p.add_argument("--suite", action="append", dest="suites", default=[],
                    help="guest suite from virtme-tests/ (repeatable)")
+    p.add_argument("--slow-steps", choices=("ends", "all"), default=None,
+                   help="where suites whose suite.toml says steps = \"ends\" run: at the base "
+                        "and the tip (ends, the default) or at every step (all)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -164,7 +167,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             ("SERIES", args.series is not None), ("--base", args.base),
             ("--base-remote", args.base_remote), ("--revision", args.revision),
             ("--config", args.configs), ("--fragment", args.fragment),
-            ("--boot/--no-boot", args.boot is not None), ("--suite", args.suites)) if given]
+            ("--boot/--no-boot", args.boot is not None), ("--suite", args.suites),
+            ("--slow-steps", args.slow_steps)) if given]
         if fixed:
             return _bad_input(f"--plan fixes the series, base and configs: drop "
                               f"{', '.join(fixed)}")
@@ -182,7 +186,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             base_remote=args.base_remote, revision=args.revision,
             allow_partial=args.allow_partial, configs=args.configs or ["default"],
             fragments=args.fragment, boot=args.boot is not False, suites=args.suites,
-            lore=args.lore, **common)
+            slow_steps=args.slow_steps or "ends", lore=args.lore, **common)
     code, run_dir = run(opts, Progress(quiet=False))
     return _show_record(run_dir, code, args.json)
 
@@ -202,7 +206,8 @@ def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
         series=args.series, tree=args.tree, base=args.base, base_remote=args.base_remote,
         revision=args.revision, allow_partial=args.allow_partial,
         configs=args.configs or ["default"], fragments=args.fragment,
-        boot=args.boot is not False, suites=args.suites, lore=args.lore)
+        boot=args.boot is not False, suites=args.suites,
+        slow_steps=args.slow_steps or "ends", lore=args.lore)
     try:
         plan = planmod.make(req, args.shards)
     except errors.KpipeError as exc:

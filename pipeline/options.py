@@ -23,6 +23,7 @@ class RunOptions:
     no_cache: bool = False
     boot: bool = False
     suites: list[str] = field(default_factory=list)
+    slow_steps: str = "ends"  # where suites whose steps rule is "ends" run: "ends" | "all"
     jobs: int | None = None
     lore: str | None = None
     argv: list[str] = field(default_factory=list)
@@ -32,7 +33,9 @@ class RunOptions:
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:
-        """The options a plan fixes (configs, fragments, boot, suites), plus this machine's."""
+        """The options a plan fixes (configs, fragments, boot, suites, slow steps), plus
+        this machine's."""
         opts = plan["options"]
         return cls(series="", configs=list(opts["configs"]), fragments=list(opts["fragments"]),
-                   boot=opts["boot"], suites=list(opts["suites"]), plan=plan, shard=shard, **kw)
+                   boot=opts["boot"], suites=list(opts["suites"]),
+                   slow_steps=opts.get("slow_steps", "ends"), plan=plan, shard=shard, **kw)

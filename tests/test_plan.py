@@ -63,7 +63,7 @@ def test_plan_freezes_series_base_configs_and_shards(plan_file: Path, tmp_path: 
     p = plan.load(plan_file)
     assert p["base"]["rule"] == "trailer" and p["steps"] == 2
     assert p["options"] == {"configs": ["default"], "fragments": [], "boot": False,
-                            "suites": []}
+                            "suites": [], "slow_steps": "ends"}
     assert [s["ranges"] for s in p["shards"]] == [[{"config": "default", "first": 0, "last": 0}],
                                                   [{"config": "default", "first": 1, "last": 1}]]
     series = plan.restore_series(p, tmp_path)

@@ -2,8 +2,10 @@
 
 Reads `virtme-tests/<suite>/suite.toml` (name, description, requires = ["CONFIG_..."] that must
 be `=y`, one or more [[program]] tables with `path` relative to the suite directory and
-`timeout` in seconds), a step's `.config`, and `configs/suites.txt` (one suite name per line,
-`#` comments). Writes nothing.
+`timeout` in seconds; optional `memory_mb`, the guest memory the suite needs, and `steps`,
+"all" (the default) or "ends": a slow suite that runs at the base and the tip only unless the
+run says `--slow-steps all`), a step's `.config`, and `configs/suites.txt` (one suite name per
+line, `#` comments). Writes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ class Suite:
     directory: Path
     requires: list[str] = field(default_factory=list)
     programs: list[Program] = field(default_factory=list)
+    memory_mb: int | None = None  # guest memory the suite needs (None: the run's default)
+    steps: str = "all"  # "all" | "ends" (base and tip only, unless --slow-steps all)
 
+
+STEPS_RULES = ("all", "ends")
+SLOW_STEPS = ("ends", "all")  # --slow-steps: where suites with steps = "ends" run
 
 def load_suite(name: str, root: Path | None = None) -> Suite:
     """Load and validate virtme-tests/<name>/suite.toml."""
@@ -67,7 +74,30 @@ def load_suite(name: str, root: Path | None = None) -> Suite:
         programs.append(Program(path, rel, float(timeout)))
     if not programs:
         raise SuiteError(f"suite {name!r}: no [[program]] in {toml_path}")
-    return Suite(name, str(data.get("description", "")), directory, list(requires), programs)
+    memory = data.get("memory_mb")
+    if memory is not None and (not isinstance(memory, int) or memory < 128):
+        raise SuiteError(f"suite {name!r}: memory_mb must be an integer of at least 128")
+    steps = data.get("steps", "all")
+    if steps not in STEPS_RULES:
+        raise SuiteError(f"suite {name!r}: steps must be one of {', '.join(STEPS_RULES)}")
+    return Suite(name, str(data.get("description", "")), directory, list(requires), programs,
+                 memory, steps)
+
+
+def runs_at(suite: Suite, index: int, tip: int, slow_steps: str = "ends") -> bool:
+    """Whether the suite's `steps` rule lets it run at step `index` of a walk ending at `tip`."""
+    return suite.steps == "all" or slow_steps == "all" or index in (0, tip)
+
+
+def steps_rule_message(suite: Suite) -> str:
+    """What a test record says at a step the suite's steps rule leaves out."""
+    return (f"not-run (steps rule): suite {suite.name} runs at the base and the tip only "
+            f"(--slow-steps all runs it at every step)")
+
+
+def guest_memory(suites: list[Suite], default_mb: int) -> int:
+    """The guest memory a boot running `suites` needs: the largest any of them asks for."""
+    return max([default_mb, *(s.memory_mb for s in suites if s.memory_mb)])
 
 
 def read_kconfig(path: Path) -> dict[str, str]:

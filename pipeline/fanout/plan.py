@@ -95,7 +95,8 @@ def make(req: RunOptions, shards: int) -> dict:
         "series": ser.to_dict(), "series_files": files, "base": chosen, "base_ref": req.base,
         "options": {"configs": list(req.configs), "fragments": list(req.fragments),
                     "boot": req.boot,
-                    "suites": suitemod.for_run(req.boot, req.suites)},
+                    "suites": suitemod.for_run(req.boot, req.suites),
+                    "slow_steps": req.slow_steps},
         "configs": configs, "steps": steps,
         "shards": split(list(req.configs), steps, shards),
     }

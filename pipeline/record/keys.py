@@ -3,9 +3,9 @@
 Reads the run index (pipeline/record/index.py) and the earlier run's results.json it names;
 writes hard links to the artifacts and logs of a reused step into the new run's step directory.
 A step's key hashes everything its result depends on (tree commit, the patch ids up to it, the
-config, suite files, kpipe's version, the boot settings), so an unchanged step is reused and a
-changed one rebuilt. A second, build-only key lets a run that boots reuse the build of a
-`--no-boot` run (or one whose suites changed) and boot it anew.
+config, suite files, kpipe's version, the boot settings: timeout, guest memory, --slow-steps),
+so an unchanged step is reused and a changed one rebuilt. A second, build-only key lets a run
+that boots reuse the build of a `--no-boot` run (or one whose suites changed) and boot it anew.
 """
 
 from __future__ import annotations
@@ -27,6 +27,12 @@ def step_key(base_commit: str, patch_ids: list[str], config_hash: str, extra: di
     payload = {**extra, "base": base_commit, "patches": patch_ids, "config_hash": config_hash,
                "kpipe": kpipe_version()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def boot_key(memory_mb: int | None, slow_steps: str) -> dict:
+    """The boot settings a booted step's key holds besides the suites' files: the guest
+    memory the suites ask for, and where slow suites run (--slow-steps)."""
+    return {"guest_memory_mb": memory_mb, "slow_steps": slow_steps}
 
 
 def suite_hashes(suite_dirs: list[Path]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 OK_APPLY = ("applied", "applied-3way", "already-present")
+STEPS_RULE = "not-run (steps rule)"  # how a test left out by its suite's steps rule begins
 BAD_VERDICTS = ("regressed-at", "broken-at", "not-bisectable-at", "new-warning-at",
                 "new-splat-at", "does-not-apply-at", "fails-at-tip", "tip-fails")
 
@@ -90,6 +91,31 @@ def _bisectability(config: str, seq: list[dict]) -> list[dict]:
     return out
 
 
+def _known(test: dict | None) -> str | None:
+    """A test's status, or None where it has none to go by: missing, or left out by its
+    suite's steps rule."""
+    if test is None or (test["status"] == "not-run"
+                        and str(test.get("message", "")).startswith(STEPS_RULE)):
+        return None
+    return test["status"]
+
+
+def _where(indexes: list[int], known: list[tuple[int, str]], j: int) -> tuple[int, int]:
+    """The steps a change at known[j] lies within: from just after the previous known step
+    to this one (one step when none between was left out)."""
+    return indexes[known[j - 1][0] + 1], indexes[known[j][0]]
+
+
+def _change(kind: str, config: str, name: str, span: tuple[int, int], what: str) -> dict:
+    lo, hi = span
+    if lo == hi:
+        return _verdict(kind, config, hi, what.replace("{at}", f"patch {hi}"), name)
+    out = _verdict(kind, config, hi, what.replace("{at}", f"within patches {lo}\u2013{hi}")
+                   + " (the steps between were not run: steps rule)", name)
+    out["range"] = [lo, hi]
+    return out
+
+
 def _tests(config: str, seq: list[dict]) -> list[dict]:
     results: dict[str, dict[int, dict]] = defaultdict(dict)
     for step in seq:
@@ -98,7 +124,8 @@ def _tests(config: str, seq: list[dict]) -> list[dict]:
     out = []
     indexes = [s["index"] for s in seq]
     for name, by_step in sorted(results.items()):
-        statuses = [by_step.get(i, {}).get("status") for i in indexes]
+        statuses = [_known(by_step.get(i)) for i in indexes]
+        known = [(pos, st) for pos, st in enumerate(statuses) if st is not None]
         for i, test in by_step.items():
             if test.get("flaky"):
                 out.append(_verdict("flaky", config, i,
@@ -110,20 +137,22 @@ def _tests(config: str, seq: list[dict]) -> list[dict]:
                                 f"{name} ends {tip} at the tip (patch {indexes[-1]}); at the "
                                 f"base it was {base or 'not run'}", name))
         if base == "fail":
-            for pos in range(1, len(indexes)):
-                if all(s == "pass" for s in statuses[pos:]) and statuses[pos - 1] != "pass":
-                    out.append(_verdict("fixed-by", config, indexes[pos],
-                                        f"{name} fails at the base and passes from patch "
-                                        f"{indexes[pos]} on", name))
+            for j in range(1, len(known)):
+                if all(st == "pass" for _, st in known[j:]) and known[j - 1][1] != "pass":
+                    out.append(_change("fixed-by", config, name, _where(indexes, known, j),
+                                       f"{name} fails at the base and passes from {{at}} on"
+                                       if known[j][0] == known[j - 1][0] + 1 else
+                                       f"{name} fails at the base and is fixed {{at}}"))
                     break
         elif base == "pass":
-            for pos in range(1, len(indexes)):
-                if statuses[pos] == "fail":
-                    kind = "regressed-at" if statuses[-1] == "fail" else "broken-at"
+            for j in range(1, len(known)):
+                if known[j][1] == "fail":
+                    kind = "regressed-at" if known[-1][1] == "fail" else "broken-at"
                     after = " and after" if kind == "regressed-at" else ""
-                    out.append(_verdict(kind, config, indexes[pos],
-                                        f"{name} passes at the base and fails at patch "
-                                        f"{indexes[pos]}{after}", name))
+                    out.append(_change(kind, config, name, _where(indexes, known, j),
+                                       f"{name} passes at the base and fails at {{at}}{after}"
+                                       if known[j][0] == known[j - 1][0] + 1 else
+                                       f"{name} passes at the base and breaks {{at}}"))
                     break
     return out
 

@@ -1,9 +1,10 @@
 """Boot one built step of a run and record what happened: the run-side wiring of
 pipeline/boot/step.py (which boots and tests a bzImage on its own).
 
-Reads the step's bzImage, System.map and .config from its directory in the run; writes the
-step's boot, tests and splats into the record (paths relative to the run) and the host's
-accelerator into rec["host"].
+Reads the step's bzImage, System.map and .config from its directory in the run and the suites'
+definitions (their steps rule and guest memory); writes the step's boot, tests and splats into
+the record (paths relative to the run; a suite its steps rule leaves out of this step is
+`not-run (steps rule)`) and the host's accelerator into rec["host"].
 """
 
 from __future__ import annotations
@@ -19,15 +20,49 @@ from pipeline.record import store as record
 
 if TYPE_CHECKING:  # boot.step is imported only by runs that boot
     from pipeline.boot.step import BootSettings
+    from pipeline.boot.suites import Suite
 
 
-def boot_settings(config: str) -> BootSettings:
-    """The default boot settings, with the named config's own boot timeout if it has one."""
+def boot_settings(config: str, suites: list[Suite] | None = None) -> BootSettings:
+    """The default boot settings, with the named config's own boot timeout if it has one and
+    the guest memory the largest of `suites` asks for."""
     from pipeline.boot import step as bootstep
+    from pipeline.boot import suites as suitemod
 
     settings = bootstep.default_settings()
     timeout = kconfig.load_spec(config).boot_timeout  # a named config of configs.toml
-    return replace(settings, boot_timeout=float(timeout)) if timeout else settings
+    if timeout:
+        settings = replace(settings, boot_timeout=float(timeout))
+    return replace(settings, memory_mb=suitemod.guest_memory(suites or [], settings.memory_mb))
+
+
+def steps_rule(opts: RunOptions, rec: dict, index: int) -> tuple[list[Suite], list[Suite]]:
+    """The run's suites split by their steps rule into those that run at step `index` and
+    those left out (the tip is the last patch of the series)."""
+    from pipeline.boot import suites as suitemod
+
+    tip = len(rec["series"]["patches"])
+    loaded = [suitemod.load_suite(name) for name in suitemod.for_run(opts.boot, opts.suites)]
+    here = [s for s in loaded if suitemod.runs_at(s, index, tip, opts.slow_steps)]
+    return here, [s for s in loaded if s not in here]
+
+
+def left_out_tests(rec: dict, step: dict, suites: list[Suite]) -> list[dict]:
+    """`not-run (steps rule)` records for the suites a step leaves out: one per case the
+    base of the same config ran (so the matrix keeps one column per case), else one per
+    program."""
+    from pipeline.boot import suites as suitemod
+
+    base = next((s for s in rec["steps"] if s["index"] == 0
+                 and s.get("config") == step.get("config")), None)
+    out = []
+    for suite in suites:
+        cases = [t["case"] for t in (base or {}).get("tests", []) if t["suite"] == suite.name]
+        for case in cases or [p.rel for p in suite.programs]:
+            out.append({"suite": suite.name, "case": case, "status": "not-run", "seconds": None,
+                        "message": suitemod.steps_rule_message(suite), "log": None,
+                        "splats": []})
+    return out
 
 
 def boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
@@ -46,12 +81,18 @@ def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str
     from pipeline.boot import step as bootstep
     from pipeline.boot import suites as suitemod
 
-    names = suitemod.for_run(opts.boot, opts.suites)
+    try:
+        here, left_out = steps_rule(opts, rec, step["index"])
+        names = [s.name for s in here]
+    except suitemod.SuiteError:  # boot_and_test records it as the step's boot error
+        here, left_out, names = [], [], suitemod.for_run(opts.boot, opts.suites)
+    later = f" ({', '.join(s.name for s in left_out)}: steps rule)" if left_out else ""
     progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "
-                           f"suites {', '.join(names)}")
+                           f"suites {', '.join(names) or 'none'}{later}")
     result = bootstep.boot_and_test(
         step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
-        step["localversion"], names, step_dir / "boot", boot_settings(step["config"]))
+        step["localversion"], names, step_dir / "boot", boot_settings(step["config"], here))
+    result["tests"] += left_out_tests(rec, step, left_out)
     prefix = f"{step_rel}/boot/"
     boot_rec = result["boot"]
     if boot_rec.get("console"):

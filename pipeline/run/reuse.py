@@ -51,12 +51,24 @@ def plan_configs(opts: RunOptions, tree_path: Path, base_commit: str,
         extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config_name": name}
         if opts.boot and spec.boot_timeout:
             extra["boot_timeout"] = spec.boot_timeout
+        if opts.boot:
+            extra |= steps.boot_key(guest_memory(opts), opts.slow_steps)
         keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
                 for k in range(len(patch_files) + 1)]
         build_keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, {"config_name": name})
                       for k in range(len(patch_files) + 1)]
         plan[name] = ConfigPlan(spec, spec_hash, keys, build_keys)
     return plan
+
+
+def guest_memory(opts: RunOptions) -> int | None:
+    """The most guest memory any of the run's suites asks for (None when one cannot be read:
+    the boot then records why)."""
+    try:
+        loaded = [suitemod.load_suite(n) for n in suitemod.for_run(opts.boot, opts.suites)]
+    except suitemod.SuiteError:
+        return None
+    return suitemod.guest_memory(loaded, 0) or None
 
 
 @dataclass(frozen=True)
