@@ -20,7 +20,7 @@ from rich.table import Table
 from pipeline import atomic, doctor, errors, paths
 from pipeline.fanout import merge
 from pipeline.fanout import plan as planmod
-from pipeline.intake import series, tree
+from pipeline.intake import series, tree, trees
 from pipeline.progress import Progress
 from pipeline.record import store as record_store
 from pipeline.report import render as report_render
@@ -41,8 +41,12 @@ def _series_args(p: argparse.ArgumentParser) -> None:
 
 def _work_args(p: argparse.ArgumentParser) -> None:
     """What a run is made of besides the series: tree, base, configs, boot and suites."""
-    p.add_argument("--tree", type=Path, help="use this kernel checkout instead of the "
-                                             "imported Debian 6.12 tree")
+    tree_choice = p.add_mutually_exclusive_group()
+    tree_choice.add_argument("--tree", type=Path, help="use this kernel checkout instead of an "
+                                                       "imported tree")
+    tree_choice.add_argument("--tree-name", help="use this tree of configs/trees.toml, imported "
+                                                 "on first use (default: the offline default, "
+                                                 "Debian's 6.12; see `kpipe tree --list`)")
     p.add_argument("--base", help="apply on this commit (wins over base-commit:)")
     p.add_argument("--base-remote", help="fetch a missing base commit from this git remote")
     p.add_argument("--config", action="append", dest="configs",
@@ -103,8 +107,14 @@ def parser() -> argparse.ArgumentParser:
     _series_args(f)
     f.add_argument("--json", action="store_true")
 
-    t = sub.add_parser("tree", help="import Debian's linux-source-6.12 into the cache")
-    t.add_argument("--tarball", type=Path, default=paths.DEBIAN_TARBALL)
+    t = sub.add_parser("tree", help="import a kernel tree of configs/trees.toml into the cache "
+                                    "(fetching it first when it is a Debian package)")
+    t.add_argument("name", nargs="?", help="the tree's name in configs/trees.toml (default: "
+                                           "the offline default, Debian's 6.12)")
+    t.add_argument("--tarball", type=Path, help="import this linux-source tarball as the "
+                                                "default tree instead")
+    t.add_argument("--list", action="store_true", help="show the known trees and which are "
+                                                       "imported (imports nothing)")
     t.add_argument("--json", action="store_true")
 
     rp = sub.add_parser("report", help="render a run's reports from its results.json")
@@ -164,13 +174,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
               "argv": ["kpipe", *argv], "run_dir": args.run_dir}
     if args.plan is not None:
         fixed = [name for name, given in (
-            ("SERIES", args.series is not None), ("--base", args.base),
+            ("SERIES", args.series is not None), ("--tree-name", args.tree_name),
+            ("--base", args.base),
             ("--base-remote", args.base_remote), ("--revision", args.revision),
             ("--config", args.configs), ("--fragment", args.fragment),
             ("--boot/--no-boot", args.boot is not None), ("--suite", args.suites),
             ("--slow-steps", args.slow_steps)) if given]
         if fixed:
-            return _bad_input(f"--plan fixes the series, base and configs: drop "
+            return _bad_input(f"--plan fixes the series, tree, base and configs: drop "
                               f"{', '.join(fixed)}")
         try:
             plan = planmod.load(args.plan)
@@ -182,7 +193,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return _bad_input("--shard needs --plan")
     else:
         opts = RunOptions(
-            series=args.series or str(paths.DEFAULT_SERIES), base=args.base,
+            series=args.series or str(paths.DEFAULT_SERIES), tree_name=args.tree_name,
+            base=args.base,
             base_remote=args.base_remote, revision=args.revision,
             allow_partial=args.allow_partial, configs=args.configs or ["default"],
             fragments=args.fragment, boot=args.boot is not False, suites=args.suites,
@@ -203,7 +215,8 @@ def _show_record(run_dir: Path, code: int, as_json: bool) -> int:
 
 def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
     req = RunOptions(
-        series=args.series, tree=args.tree, base=args.base, base_remote=args.base_remote,
+        series=args.series, tree=args.tree, tree_name=args.tree_name, base=args.base,
+        base_remote=args.base_remote,
         revision=args.revision, allow_partial=args.allow_partial,
         configs=args.configs or ["default"], fragments=args.fragment,
         boot=args.boot is not False, suites=args.suites,
@@ -281,16 +294,56 @@ def cmd_fetch(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _tree_data(info: tree.TreeInfo) -> dict:
+    return {"name": info.name, "path": str(info.path), "commit": info.head,
+            "describe": info.describe, "version": info.version, "source": info.source}
+
+
 def cmd_tree(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.list:
+        if args.name or args.tarball:
+            return _bad_input("--list imports nothing: drop NAME and --tarball")
+        return _list_trees(args.json)
+    if args.name and args.tarball:
+        return _bad_input("give a tree NAME or --tarball, not both")
     try:
-        info = tree.open_tree(None, args.tarball)
+        info = tree.open_tree(None, args.tarball, args.name)
     except errors.KpipeError as exc:
         return _failed(exc)
-    data = {"path": str(info.path), "commit": info.head, "describe": info.describe,
-            "source": info.source}
-    print(json.dumps(data, indent=1) if args.json else
-          f"{info.head} {info.describe} ({info.path})")
+    print(json.dumps(_tree_data(info), indent=1) if args.json else
+          f"{info.name}: Linux {info.version}, {info.head} {info.describe} ({info.path})")
     return 0
+
+
+def _list_trees(as_json: bool) -> int:
+    rows = trees_listing()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    table = Table(title="kernel trees (configs/trees.toml)")
+    for col in ("name", "source", "imported", "description"):
+        table.add_column(col)
+    for r in rows:
+        got = r["imported"]
+        table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["source"],
+                      f"Linux {got['version']} {got['commit'][:12]}" if got else
+                      ("no: `kpipe tree " + r["name"] + "`" if r["importable"] else "remote"),
+                      r["description"])
+    Console(width=160).print(table)
+    return 0
+
+
+def trees_listing() -> list[dict]:
+    """Every tree of configs/trees.toml: its source, and what is imported of it."""
+    default = trees.default_name()
+    rows = []
+    for name, entry in trees.known_trees().items():
+        can = entry.get("source") in trees.IMPORTABLE
+        got = tree.imported(name) if can else None
+        rows.append({"name": name, "source": entry.get("source"), "default": name == default,
+                     "importable": can, "description": entry.get("description", ""),
+                     "imported": _tree_data(got) if got else None})
+    return rows
 
 
 def cmd_doctor(args: argparse.Namespace, argv: list[str]) -> int:

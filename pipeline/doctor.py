@@ -1,9 +1,10 @@
 """`kpipe doctor`: is this machine ready for kpipe, and what is missing?
 
-Reads the installed tools' versions, dpkg's package list, free disk, the accelerator probe and
-whether kpipe's home (pipeline/paths.py: configs/, virtme-tests/, the default series) is there;
-writes nothing. Each check is {name, ok, detail, fix}: a failing check names the command that
-installs what is missing.
+Reads the installed tools' versions, dpkg's package list, free disk, the accelerator probe,
+whether kpipe's home (pipeline/paths.py: configs/, virtme-tests/, the default series) is there
+and the known trees (configs/trees.toml) with what of them is imported; writes nothing. Each
+check is {name, ok, detail, fix}: a failing check names the command that installs what is
+missing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.intake import tree, trees
 
 WANT_KERNEL = "6.12.117"
 MIN_FREE_GB = 20
@@ -67,12 +69,42 @@ def checks(probe_accel: bool = True) -> list[dict]:
     out.append({"name": "kernel-source", "ok": ok, "detail": detail,
                 "fix": f"apt-get install linux-source-6.12={WANT_KERNEL}-1~deb12u1"})
     out.append(home_check())
+    out += tree_checks()
     free = shutil.disk_usage(paths.cache_dir()).free / 1e9
     out.append({"name": "disk", "ok": free >= MIN_FREE_GB,
                 "detail": f"{free:.1f} GB free in {paths.cache_dir()}",
                 "fix": f"free space: kpipe needs about {MIN_FREE_GB} GB for a run"})
     if probe_accel:
         out.append(_accel())
+    return out
+
+
+def _size_gb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9
+
+
+def tree_checks() -> list[dict]:
+    """One check per importable tree: its version when imported, and the disk it needs (its
+    repository, plus trees.toml's `run_gb`: a checkout and one config's O= directory)."""
+    out = []
+    for name, entry in trees.known_trees().items():
+        if entry.get("source") not in trees.IMPORTABLE:
+            continue
+        got = tree.imported(name)
+        run_gb = entry.get("run_gb", 0)
+        if got is not None:
+            ok = True
+            detail = (f"Linux {got.version} imported ({got.describe}, "
+                      f"{_size_gb(got.path):.1f} GB in {got.path}); a run needs ~{run_gb} GB more")
+        else:
+            ok = entry["source"] == "debian-package" or Path(entry["tarball"]).is_file()
+            detail = (f"not imported; `kpipe tree {name}` imports it: ~{entry.get('import_gb', 0)}"
+                      f" GB, and a run needs ~{run_gb} GB more")
+            if entry["source"] == "debian-package":
+                detail += f" ({entry['package']} {entry['version']}, {entry['suite']})"
+        out.append({"name": f"tree {name}", "ok": ok, "detail": detail,
+                    "fix": f"kpipe tree {name}" if entry["source"] == "debian-package"
+                    else f"apt-get install {Path(entry.get('tarball', '')).name[:-7]}"})
     return out
 
 

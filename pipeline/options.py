@@ -14,6 +14,7 @@ from pathlib import Path
 class RunOptions:
     series: str
     tree: Path | None = None
+    tree_name: str | None = None  # a tree of configs/trees.toml; None: the default (or --tree)
     base: str | None = None
     base_remote: str | None = None
     revision: int | None = None
@@ -33,9 +34,10 @@ class RunOptions:
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:
-        """The options a plan fixes (configs, fragments, boot, suites, slow steps), plus
-        this machine's."""
+        """The options a plan fixes (configs, fragments, boot, suites, slow steps, the tree's
+        name), plus this machine's."""
         opts = plan["options"]
         return cls(series="", configs=list(opts["configs"]), fragments=list(opts["fragments"]),
                    boot=opts["boot"], suites=list(opts["suites"]),
-                   slow_steps=opts.get("slow_steps", "ends"), plan=plan, shard=shard, **kw)
+                   slow_steps=opts.get("slow_steps", "ends"), plan=plan, shard=shard,
+                   tree_name=opts.get("tree_name"), **kw)

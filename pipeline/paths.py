@@ -4,9 +4,10 @@ Reads the environment (KPIPE_HOME, KPIPE_CACHE, KPIPE_REPORTS, XDG_DATA_HOME) an
 layout; writes nothing. The home holds what kpipe is given, not made: configs/, virtme-tests/
 and patches/ (the default series). It is $KPIPE_HOME, else the source checkout this module
 sits in, else the copy a non-editable install ships (<prefix>/share/kpipe, setuptools
-data-files of pyproject.toml). The cache holds the imported kernel tree, ccache and run
-worktrees (with their O= build directories inside); the reports directory holds everything
-kpipe generates: one directory per run, the viewer index and comparisons.
+data-files of pyproject.toml). The cache holds the imported kernel trees (tree.git for the
+default, trees/<name>.git for the others), downloaded packages, ccache and run worktrees (with
+their O= build directories inside); the reports directory holds everything kpipe generates:
+one directory per run, the viewer index and comparisons.
 """
 
 from __future__ import annotations
@@ -63,7 +64,18 @@ def runs_dir() -> Path:
 
 
 def default_tree_dir() -> Path:
+    """The repository of the offline default tree (Debian's 6.12): where it always was."""
     return cache_dir() / "tree.git"
+
+
+def named_tree_dir(name: str) -> Path:
+    """The repository of another named tree: its own, so importing it moves nothing of the
+    default tree's."""
+    return cache_dir() / "trees" / f"{name}.git"
+
+
+def downloads_dir() -> Path:
+    return _cache_subdir("downloads")
 
 
 def _cache_subdir(name: str) -> Path:

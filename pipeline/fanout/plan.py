@@ -3,7 +3,8 @@
 `kpipe plan` reads the series (through b4, as a run does), the kernel tree and configs/; it
 writes one JSON file (schema `kpipe-plan/1`, pipeline/plan.schema.json) holding everything a
 shard needs on another machine: the files b4 wrote for the series (base64), the series summary,
-the chosen base with its rule and remote, each config's name, fragments and hash, the boot and
+the tree's name (configs/trees.toml; a shard imports that tree), the chosen base with its rule
+and remote, each config's name, fragments and hash, the boot and
 suite choice, and the shards: ranges of steps per config, in the order a one-machine run walks
 them. `kpipe run --plan` reads it back (load, restore_series, ensure_base, shard_ranges).
 """
@@ -80,7 +81,7 @@ def make(req: RunOptions, shards: int) -> dict:
         ser = series.intake(req.series, workdir, req.revision, req.allow_partial, req.lore)
         files = {name: base64.b64encode((workdir / "series" / name).read_bytes()).decode()
                  for name in SERIES_FILES if (workdir / "series" / name).is_file()}
-        info = tree.open_tree(req.tree)
+        info = tree.open_tree(req.tree, name=req.tree_name)
         chosen = base.for_series(info, workdir / "series" / "thread.mbox", ser.revision,
                                  ser.source, req.base, req.base_remote)
     read = kconfig.git_reader(info.path, chosen["commit"])
@@ -94,6 +95,7 @@ def make(req: RunOptions, shards: int) -> dict:
         "schema": SCHEMA, "kpipe_version": kpipe_version(),
         "series": ser.to_dict(), "series_files": files, "base": chosen, "base_ref": req.base,
         "options": {"configs": list(req.configs), "fragments": list(req.fragments),
+                    "tree_name": None if req.tree else info.name,
                     "boot": req.boot,
                     "suites": suitemod.for_run(req.boot, req.suites),
                     "slow_steps": req.slow_steps},

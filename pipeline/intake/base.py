@@ -15,6 +15,7 @@ import b4
 
 from pipeline.errors import BadInput
 from pipeline.intake import series, trees
+from pipeline.intake import tree as treemod
 from pipeline.locking import locked
 
 
@@ -89,7 +90,8 @@ def _blob_guess(tree: Path, lser) -> str | None:  # noqa: ANN001
 
 def for_series(info, raw_thread: Path, revision: int, source: str,  # noqa: ANN001 - TreeInfo
                explicit: str | None = None, remote: str | None = None) -> dict:
-    """The base record of a run: the chosen commit, its rule, the remote, the tree it is in.
+    """The base record of a run: the chosen commit, its rule, the remote, the tree it is in
+    (its name, and the kernel version at the chosen commit).
 
     `raw_thread` is the series' thread.mbox; `source` the series' source label, which picks
     the default remote for a series fetched by message-id (configs/trees.toml).
@@ -98,5 +100,7 @@ def for_series(info, raw_thread: Path, revision: int, source: str,  # noqa: ANN0
     remote = remote or trees.default_remote(source)
     chosen = choose(info.path, lser, explicit, remote)
     chosen["remote"] = remote
-    chosen["tree"] = {"path": str(info.path), "describe": info.describe, "source": info.source}
+    chosen["tree"] = {"path": str(info.path), "describe": info.describe, "source": info.source,
+                      "name": info.name,
+                      "version": treemod.commit_version(info.path, chosen["commit"])}
     return chosen

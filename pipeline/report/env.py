@@ -34,7 +34,8 @@ def environment() -> jinja2.Environment:
                        suite_of=lambda key: key.split("/", 1)[0])
     env.tests.update(in_suite=lambda key, suite: key.split("/", 1)[0] == suite)
     env.globals.update(step_label=model.step_label, outcome=model.outcome,
-                       test_cell=model.test_cell, next_step=model.next_step)
+                       test_cell=model.test_cell, next_step=model.next_step,
+                       tree_label=model.tree_label)
     return env
 
 

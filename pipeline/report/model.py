@@ -99,6 +99,16 @@ def step_label(index: int) -> str:
     return "base" if index == 0 else f"patch {index}"
 
 
+def tree_label(rec: dict) -> str:
+    """The tree a run applied on, as reports name it: `debian-7.3: Linux 7.3.4 (describe)`;
+    a record from before trees had names (no version) shows its describe alone."""
+    tree = (rec.get("base") or {}).get("tree") or {}
+    describe = tree.get("describe", "-")
+    if not tree.get("version"):
+        return describe
+    return f"{tree.get('name') or 'checkout'}: Linux {tree['version']} ({describe})"
+
+
 def short(commit: str | None) -> str:
     return (commit or "")[:12]
 

@@ -112,8 +112,10 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     record.write(run_dir, rec)
 
     t0 = time.monotonic()
-    progress.stage("tree", "opening the kernel tree (first use imports the Debian tarball)")
-    info = tree.open_tree(opts.tree)
+    progress.stage("tree", f"opening the kernel tree {opts.tree or opts.tree_name or ''} "
+                           "(first use of a named tree imports it)")
+    info = tree.open_tree(opts.tree, name=opts.tree_name)
+    progress.info(f"tree {info.name or info.path}: Linux {info.version} ({info.describe})")
     if opts.plan is not None:
         chosen = planmod.ensure_base(opts.plan, info.path)
     else:
