@@ -115,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
                                                 "default tree instead")
     t.add_argument("--list", action="store_true", help="show the known trees and which are "
                                                        "imported (imports nothing)")
+    t.add_argument("--where", action="store_true", help="print the tree's repository path "
+                                                        "(imports nothing; for caching it)")
     t.add_argument("--json", action="store_true")
 
     rp = sub.add_parser("report", help="render a run's reports from its results.json")
@@ -306,6 +308,13 @@ def cmd_tree(args: argparse.Namespace, argv: list[str]) -> int:
         return _list_trees(args.json)
     if args.name and args.tarball:
         return _bad_input("give a tree NAME or --tarball, not both")
+    if args.where:
+        try:
+            trees.importable(args.name or trees.default_name())
+        except errors.KpipeError as exc:
+            return _failed(exc)
+        print(trees.repo_dir(args.name or trees.default_name()))
+        return 0
     try:
         info = tree.open_tree(None, args.tarball, args.name)
     except errors.KpipeError as exc:

@@ -6,6 +6,7 @@ $KPIPE_CACHE, default ~/.cache/kpipe) across every test, so CI imports and cold-
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.intake import tree, trees
+from pipeline import paths
+from pipeline.intake import tree
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -164,28 +166,44 @@ def lkdtm_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
     return kernel
 
 
-def _known_tree(name: str) -> tuple[str, str, str]:
-    entry = trees.known_trees()[name]
-    return entry["suite"], entry["package"], entry["version"]
+def tree_refs(repo: Path) -> str:
+    """Every ref of a repository with its commit (what an import may or may not move)."""
+    return subprocess.run(["git", "-C", str(repo), "for-each-ref", "--format=%(refname) "
+                           "%(objectname)"], check=True, capture_output=True, text=True).stdout
 
 
 @pytest.fixture(scope="session")
-def tree73(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Debian's linux-source-7.3 unpacked (not imported): apt-get download with a private
-    source list (the system's apt sources untouched), then dpkg-deb --fsys-tarfile. ~40 s."""
-    suite, pkg, version = _known_tree("debian-7.3")
-    top = tmp_path_factory.mktemp("linux73")
-    (top / "lists" / "partial").mkdir(parents=True)
-    (top / "sources.list").write_text(
-        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-        f"http://deb.debian.org/debian {suite} main\n")
-    apt = ["apt-get", "-q", "-o", f"Dir::Etc::SourceList={top / 'sources.list'}",
-           "-o", "Dir::Etc::SourceParts=/nonexistent", "-o", f"Dir::State::Lists={top / 'lists'}"]
-    subprocess.run([*apt, "update"], check=True, capture_output=True)
-    subprocess.run([*apt, "download", f"{pkg}={version}"], cwd=top, check=True,
-                   capture_output=True)
-    deb = next(top.glob(f"{pkg}_*.deb"))
-    subprocess.run(f"dpkg-deb --fsys-tarfile {deb} | tar -xO ./usr/src/{pkg}.tar.xz | tar -xJ",
-                   shell=True, cwd=top, check=True)
-    deb.unlink()
-    return top / pkg
+def fresh73(kernel_tree: tree.TreeInfo, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A cache as on a fresh machine that imported 6.12 and then ran `kpipe tree debian-7.3`.
+
+    Its tree.git is a mirror of the session's 6.12 repository (hard links, every ref); its
+    ccache is the shared one and the accelerator probe's answer is copied in. The 7.3 import is
+    the real one, in kpipe's one implementation (pipeline/intake/debpkg.py: apt-get download
+    with kpipe's own source list, dpkg-deb; tree.py: git fast-import), ~80 s. Gives the cache,
+    its environment, what `kpipe tree --json` printed and tree.git's refs before and after.
+    """
+    cache = tmp_path_factory.mktemp("fresh-cache")
+    subprocess.run(["git", "clone", "-q", "--mirror", "--local", str(kernel_tree.path),
+                    str(cache / "tree.git")], check=True)
+    (cache / "ccache").symlink_to(paths.ccache_dir())
+    if (paths.cache_dir() / "accel.json").is_file():
+        shutil.copy(paths.cache_dir() / "accel.json", cache / "accel.json")
+    env = dict(os.environ, KPIPE_CACHE=str(cache))
+    before = tree_refs(cache / "tree.git")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "tree", "debian-7.3", "--json"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return {"cache": cache, "env": env, "tree": json.loads(proc.stdout), "refs_before": before,
+            "refs_after": tree_refs(cache / "tree.git")}
+
+
+@pytest.fixture(scope="session")
+def tree73(fresh73: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full checkout of Debian's 7.3 as `kpipe tree debian-7.3` imported it (fresh73)."""
+    path = tmp_path_factory.mktemp("linux73") / "linux"
+    repo = fresh73["tree"]["path"]
+    subprocess.run(["git", "-C", repo, "worktree", "add", "-q", "--detach", str(path),
+                    fresh73["tree"]["commit"]], check=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+    subprocess.run(["git", "-C", repo, "worktree", "prune"], check=True)

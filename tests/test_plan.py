@@ -63,7 +63,8 @@ def test_plan_freezes_series_base_configs_and_shards(plan_file: Path, tmp_path: 
     p = plan.load(plan_file)
     assert p["base"]["rule"] == "trailer" and p["steps"] == 2
     assert p["options"] == {"configs": ["default"], "fragments": [], "boot": False,
-                            "suites": [], "slow_steps": "ends"}
+                            "suites": [], "slow_steps": "ends", "tree_name": "debian-6.12"}
+    assert RunOptions.from_plan(p, 1).tree_name == "debian-6.12"  # a shard opens that tree
     assert [s["ranges"] for s in p["shards"]] == [[{"config": "default", "first": 0, "last": 0}],
                                                   [{"config": "default", "first": 1, "last": 1}]]
     series = plan.restore_series(p, tmp_path)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from pipeline import paths
-from pipeline.intake import tree
+from pipeline.intake import tree, trees
 
 
 def _tarball(path: Path, mtime: int) -> Path:
@@ -71,5 +73,32 @@ def test_real_debian_tarball_imports_to_the_cached_commit(kernel_tree: tree.Tree
 
 
 def test_missing_tarball_says_how_to_install(tmp_path: Path) -> None:
-    with pytest.raises(tree.TreeError, match="apt-get install linux-source-6.12"):
-        tree.import_tarball(tmp_path / "nope.tar.xz", tmp_path / "x.git")
+    with pytest.raises(tree.TreeError, match="apt-get install linux-source-6.12`"):
+        tree.import_tarball(tmp_path / "linux-source-6.12.tar.xz", tmp_path / "x.git")
+    with pytest.raises(tree.TreeError, match="apt-get install linux-source-7.3`"):
+        tree.import_tarball(tmp_path / "linux-source-7.3.tar.xz", tmp_path / "x.git")
+
+
+def test_each_named_tree_has_its_own_repository(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("KPIPE_CACHE", str(tmp_path))
+    assert trees.default_name() == "debian-6.12"
+    assert trees.repo_dir("debian-6.12") == tmp_path / "tree.git"
+    assert trees.repo_dir("debian-7.3") == tmp_path / "trees" / "debian-7.3.git"
+    assert tree.imported("debian-7.3") is None  # nothing fetched to say so
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["tree", "no-such"], "no tree 'no-such' in configs/trees.toml (known: debian-6.12, "),
+    (["tree", "vhost"], "a git remote, not importable: use it as --base-remote https://"),
+    (["tree", "debian-7.3", "--tarball", "x.tar.xz"], "give a tree NAME or --tarball"),
+    (["run", "--tree-name", "no-such", "--no-boot"], "no tree 'no-such'"),
+    (["run", "--tree-name", "debian-7.3", "--tree", "."], "not allowed with argument"),
+])
+def test_bad_tree_names_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    env = dict(os.environ, KPIPE_CACHE=str(tmp_path / "cache"),
+               KPIPE_REPORTS=str(tmp_path / "reports"))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert not (tmp_path / "cache" / "trees").exists()

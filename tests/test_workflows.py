@@ -69,8 +69,8 @@ def test_series_workflow_shape() -> None:
     wf = gha.load(SERIES)
     assert set(wf["on"]) == {"workflow_dispatch", "workflow_call"}
     dispatch = wf["on"]["workflow_dispatch"]["inputs"]
-    assert {"series", "tree-url", "tree-branch", "configs", "fragments", "shards", "boot",
-            "publish-pages"} <= set(dispatch)
+    assert {"series", "tree-name", "tree-url", "tree-branch", "configs", "fragments", "shards",
+            "boot", "publish-pages"} <= set(dispatch)
     assert set(dispatch) == set(wf["on"]["workflow_call"]["inputs"])
     jobs = wf["jobs"]
     assert jobs["shard"]["needs"] == "plan"
@@ -80,6 +80,15 @@ def test_series_workflow_shape() -> None:
     uses = [s.get("uses", "").split("@")[0] for j in jobs.values() for s in j["steps"]]
     assert "actions/cache" in uses and "actions/cache/restore" in uses
     runs = "\n".join(s.get("run", "") for j in jobs.values() for s in j["steps"])
+    # each named tree is cached under its own key, at the repository kpipe keeps it in
+    caches = [s for j in jobs.values() for s in j["steps"]
+              if s.get("uses", "").startswith("actions/cache")
+              and "tree" in s["with"]["key"]]
+    assert len(caches) == 2
+    for c in caches:
+        assert c["with"]["path"] == "${{ steps.kpipe.outputs.tree-dir }}"
+        assert "inputs.tree-name" in c["with"]["key"]
+    assert 'args+=(--tree-name "$TREE_NAME")' in runs
     assert "kpipe report \"$RUNNER_TEMP/report\" --format markdown >> \"$GITHUB_STEP_SUMMARY\"" \
         in runs
     assert "kpipe report \"$RUNNER_TEMP/report\" --format all" in runs
