@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Build benchmark: prints a cold build, each patch step's build, and a warm re-run.
 
-Reads a series (default: patches/vhost-scsi-log-6.12) and the imported tree; writes runs into a
-temporary reports dir and uses a fresh ccache (in a temporary KPIPE_CACHE) for the cold
-numbers, so the shared cache is not disturbed. Prints one line per measurement and ccache's
-statistics after each phase.
+Reads a series (default: patches/vhost-scsi-log-6.12) and an imported tree (`--tree-name`,
+default Debian's 6.12); writes runs into a temporary reports dir and uses a fresh ccache (in a
+temporary KPIPE_CACHE) for the cold numbers, so the shared cache is not disturbed. Prints one
+line per measurement and ccache's statistics after each phase; `--cold-only` stops after the
+cold run (to set one tree's cold build beside another's).
 
-    .venv/bin/python bench/build_bench.py [SERIES] [--keep]
+    .venv/bin/python bench/build_bench.py [SERIES] [--tree-name NAME] [--cold-only] [--keep]
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("series", nargs="?", default=str(paths.DEFAULT_SERIES))
     ap.add_argument("--keep", action="store_true", help="keep the temporary cache")
+    ap.add_argument("--tree-name", help="a tree of configs/trees.toml (default: debian-6.12)")
+    ap.add_argument("--cold-only", action="store_true", help="only the cold run")
     args = ap.parse_args()
-    shared = tree.open_tree()  # the imported tree (imports once if needed)
+    shared = tree.open_tree(name=args.tree_name)  # the imported tree (imports once if needed)
     tmp = Path(tempfile.mkdtemp(prefix="kpipe-bench-"))
     cache, reports = tmp / "cache", tmp / "reports"
     print(f"series {args.series}\ntree {shared.head} ({shared.describe}); cache {cache}; "
@@ -90,6 +93,8 @@ def main() -> int:
     try:
         cold = kpipe_run(args.series, cache, reports, shared.path, "--no-cache")
         report("cold (empty ccache, every step built)", cold, cache)
+        if args.cold_only:
+            return 0
         warm = kpipe_run(args.series, cache, reports, shared.path)
         report("warm re-run of the unchanged series (steps reused)", warm, cache)
         rebuilt = kpipe_run(args.series, cache, reports, shared.path, "--no-cache")

@@ -44,6 +44,37 @@ def run73(fresh73: dict, shared_reports: Path, tmp_path_factory: pytest.TempPath
     return {"proc": proc, "record": rec, "run_dir": shared_reports / "runs" / rec["run_id"]}
 
 
+def test_73_series_runs_end_to_end(run73: dict) -> None:
+    rec, proc = run73["record"], run73["proc"]
+    assert proc.returncode == 0, (rec.get("error"), rec["verdicts"], proc.stderr[-3000:])
+    assert rec["base"]["tree"]["name"] == "debian-7.3"
+    assert rec["base"]["tree"]["version"] == "7.3.4"
+    (config,) = rec["configs"]
+    assert config["dropped"] == [], config["dropped"]  # every requested symbol kept
+    assert set(config["requested"]) <= set(config["final"])
+    assert [s["index"] for s in rec["steps"]] == [0, 1]
+    spec = kconfig.load_spec("default")
+    for step in rec["steps"]:
+        assert step["build"]["status"] == "pass", step["build"]
+        assert step["boot"]["status"] == "pass", step["boot"]
+        assert step["boot"]["guest_release"].startswith("7.3.4"), step["boot"]
+        suites = {t["suite"] for t in step["tests"]}
+        assert {"smoke", "vhost-scsi"} <= suites, suites
+        failed = [t for t in step["tests"] if t["status"] != "pass"]
+        assert not failed, failed
+    assert spec.fragments  # the run used main's default config, whatever it holds
+
+
+def test_73_reports_name_the_tree_and_version(run73: dict, fresh73: dict, tmp_path: Path) -> None:
+    run_dir = run73["run_dir"]
+    page = (run_dir / "report.html").read_text()
+    assert "debian-7.3: Linux 7.3.4 (debian-7.3.4)" in page
+    for fmt in ("mail", "markdown"):
+        proc = _kpipe(fresh73, "report", str(run_dir), "--format", fmt, reports=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "debian-7.3: Linux 7.3.4" in proc.stdout, fmt
+
+
 def test_import_73_leaves_612_untouched(fresh73: dict, kernel_tree, mixed_run: dict) -> None:
     imported = fresh73["tree"]
     assert imported["name"] == "debian-7.3" and imported["version"] == "7.3.4"
@@ -84,32 +115,18 @@ def test_doctor_lists_the_trees_versions_and_disk(fresh73: dict, tmp_path: Path)
     assert checks["tree debian-6.12"]["detail"].startswith("Linux 6.12.")
 
 
-def test_73_series_runs_end_to_end(run73: dict) -> None:
-    rec, proc = run73["record"], run73["proc"]
-    assert proc.returncode == 0, (rec.get("error"), rec["verdicts"], proc.stderr[-3000:])
-    assert rec["base"]["tree"]["name"] == "debian-7.3"
-    assert rec["base"]["tree"]["version"] == "7.3.4"
-    (config,) = rec["configs"]
-    assert config["dropped"] == [], config["dropped"]  # every requested symbol kept
-    assert set(config["requested"]) <= set(config["final"])
-    assert [s["index"] for s in rec["steps"]] == [0, 1]
-    spec = kconfig.load_spec("default")
-    for step in rec["steps"]:
-        assert step["build"]["status"] == "pass", step["build"]
-        assert step["boot"]["status"] == "pass", step["boot"]
-        assert step["boot"]["guest_release"].startswith("7.3.4"), step["boot"]
-        suites = {t["suite"] for t in step["tests"]}
-        assert {"smoke", "vhost-scsi"} <= suites, suites
-        failed = [t for t in step["tests"] if t["status"] != "pass"]
-        assert not failed, failed
-    assert spec.fragments  # the run used main's default config, whatever it holds
+def test_plan_carries_the_tree_name_to_its_shards(fresh73: dict, tmp_path: Path) -> None:
+    from pipeline.fanout import plan as planmod
+    from pipeline.options import RunOptions
 
-
-def test_73_reports_name_the_tree_and_version(run73: dict, fresh73: dict, tmp_path: Path) -> None:
-    run_dir = run73["run_dir"]
-    page = (run_dir / "report.html").read_text()
-    assert "debian-7.3: Linux 7.3.4 (debian-7.3.4)" in page
-    for fmt in ("mail", "markdown"):
-        proc = _kpipe(fresh73, "report", str(run_dir), "--format", fmt, reports=tmp_path)
-        assert proc.returncode == 0, proc.stderr
-        assert "debian-7.3: Linux 7.3.4" in proc.stdout, fmt
+    series = one_patch_series(Path(fresh73["tree"]["path"]), fresh73["tree"]["commit"],
+                              tmp_path / "series", "plan on 7.3")
+    out = tmp_path / "plan.json"
+    proc = _kpipe(fresh73, "plan", str(series), "--tree-name", "debian-7.3", "-o", str(out),
+                  "--no-boot", reports=tmp_path / "reports")
+    assert proc.returncode == 0, proc.stderr
+    p = planmod.load(out)
+    assert p["options"]["tree_name"] == "debian-7.3"
+    assert p["base"]["commit"] == fresh73["tree"]["commit"]
+    assert p["base"]["tree"]["name"] == "debian-7.3" and p["base"]["tree"]["version"] == "7.3.4"
+    assert RunOptions.from_plan(p, 2).tree_name == "debian-7.3"
