@@ -102,3 +102,17 @@ def test_bad_tree_names_exit_2(args: list[str], message: str, tmp_path: Path) ->
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert not (tmp_path / "cache" / "trees").exists()
+
+
+def test_a_package_that_cannot_be_fetched_is_an_infra_error(tmp_path: Path) -> None:
+    """A real apt-get against an archive suite that does not exist: exit code 3, apt's words."""
+    from pipeline import errors
+    from pipeline.intake import debpkg
+
+    entry = {"package": "linux-source-7.3", "version": "7.3.4-1~bpo13+1",
+             "suite": "no-such-suite"}
+    with pytest.raises(debpkg.FetchError, match="apt-get update of no-such-suite failed") as exc:
+        debpkg.fetch_tarball(entry, tmp_path / "dl")
+    failed = errors.failure(exc.value)
+    assert failed is not None and failed.code == 3
+    assert not list((tmp_path / "dl").glob("*.deb")) and not list((tmp_path / "dl").glob("*.xz"))
