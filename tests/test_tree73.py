@@ -130,3 +130,36 @@ def test_plan_carries_the_tree_name_to_its_shards(fresh73: dict, tmp_path: Path)
     assert p["base"]["commit"] == fresh73["tree"]["commit"]
     assert p["base"]["tree"]["name"] == "debian-7.3" and p["base"]["tree"]["version"] == "7.3.4"
     assert RunOptions.from_plan(p, 2).tree_name == "debian-7.3"
+
+
+def test_series_workflow_plans_on_the_named_tree(fresh73: dict, tmp_path: Path) -> None:
+    """series.yml's plan job, run by tests/gha.py with `tree-name: debian-7.3`: the plan is on
+    7.3 and the tree cache is the 7.3 repository, under a key of its own."""
+    import gha
+
+    from pipeline import paths
+    from pipeline.fanout import plan as planmod
+
+    caller = tmp_path / "caller"
+    one_patch_series(Path(fresh73["tree"]["path"]), fresh73["tree"]["commit"],
+                     caller / "series" / "s73", "workflow on 7.3")
+    runner = gha.Runner(
+        gha.load(paths.PROJECT_ROOT / ".github" / "workflows" / "series.yml"),
+        {"series": "series/s73", "tree-name": "debian-7.3", "boot": False, "shards": 2,
+         "kpipe-repository": "kpipe/kpipe"},
+        tmp_path / "runner", {"kpipe/kpipe": paths.PROJECT_ROOT, "maintainer/linux": caller},
+        repository="maintainer/linux",
+        job_env=lambda job, matrix: {"KPIPE_CACHE": str(fresh73["cache"]),
+                                     "KPIPE_REPORTS": str(tmp_path / "reports")})
+    job = runner.run_job("plan", {})
+    assert job.result == "success", "\n".join(f"{s.name}: {s.outcome}\n{s.log[-2000:]}"
+                                              for s in job.steps)
+    names = [s.name for s in job.steps]
+    setup = (job.temp / f"output-{names.index('Set up kpipe')}").read_text()
+    assert f"tree-dir={fresh73['tree']['path']}\n" in setup
+    cache = job.steps[names.index("Cache the kernel tree")]
+    assert "cache kpipe-tree-debian-7.3-" in cache.log
+    p = planmod.load(job.temp / "plan" / "plan.json")
+    assert p["options"]["tree_name"] == "debian-7.3"
+    assert p["base"]["commit"] == fresh73["tree"]["commit"]
+    assert json.loads(job.outputs["shards"]) == [1, 2]
