@@ -1,5 +1,6 @@
-"""Debian's 7.3 beside 6.12: the named import moves nothing of 6.12's, and a one-patch series
-made on 7.3 runs there end to end (configure, build, boot, smoke and vhost-scsi).
+"""Debian's 7.3 beside 6.12: the named import moves nothing of 6.12's, `kpipe tree --list`,
+doctor, a plan and series.yml's plan job carry the tree's name, and a one-patch series made on
+7.3 runs there end to end (configure, build, boot, smoke and vhost-scsi).
 
 Everything here uses the session's `fresh73` cache (tests/conftest.py): a fresh machine's cache
 that holds 6.12 and then ran the real `kpipe tree debian-7.3`. The 6.12 check re-runs the
