@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from pipeline import paths
 
@@ -23,3 +24,18 @@ def locked(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def try_hold(name: str) -> IO[str] | None:
+    """Take the lock `name` without waiting: the open file that holds it, or None when taken.
+
+    For locks held across a whole run (a build place of pipeline/intake/pool.py); close the
+    file to release it.
+    """
+    fh = open(paths.locks_dir() / f"{name}.lock", "a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return None
+    return fh

@@ -1,13 +1,14 @@
 """Where kpipe keeps things on disk.
 
-Reads the environment (KPIPE_HOME, KPIPE_CACHE, KPIPE_REPORTS, XDG_DATA_HOME) and the project
-layout; writes nothing. The home holds what kpipe is given, not made: configs/, virtme-tests/
-and patches/ (the default series). It is $KPIPE_HOME, else the source checkout this module
-sits in, else the copy a non-editable install ships (<prefix>/share/kpipe, setuptools
-data-files of pyproject.toml). The cache holds the imported kernel trees (tree.git for the
-default, trees/<name>.git for the others), downloaded packages, ccache and run worktrees (with
-their O= build directories inside); the reports directory holds everything kpipe generates:
-one directory per run, the viewer index and comparisons.
+Reads the environment (KPIPE_HOME, KPIPE_CACHE, KPIPE_POOL, KPIPE_REPORTS, XDG_DATA_HOME) and
+the project layout; writes nothing. The home holds what kpipe is given, not made: configs/,
+virtme-tests/ and patches/ (the default series). It is $KPIPE_HOME, else the source checkout
+this module sits in, else the copy a non-editable install ships (<prefix>/share/kpipe,
+setuptools data-files of pyproject.toml). The cache holds the imported kernel trees (tree.git
+for the default, trees/<name>.git for the others), downloaded packages, ccache and the build
+places that outlive a run (worktrees with their O= build directories inside; $KPIPE_POOL puts
+them elsewhere); the reports directory holds everything kpipe generates: one directory per
+run, the viewer index and comparisons.
 """
 
 from __future__ import annotations
@@ -90,6 +91,14 @@ def ccache_dir() -> Path:
 
 def worktrees_dir() -> Path:
     return _cache_subdir("worktrees")
+
+
+def pool_dir() -> Path:
+    """Build places kept between runs (pipeline/intake/pool.py): $KPIPE_POOL, else <cache>/pool."""
+    env = os.environ.get("KPIPE_POOL")
+    path = Path(env) if env else cache_dir() / "pool"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def locks_dir() -> Path:

@@ -95,6 +95,18 @@ def one_patch_series(repo: Path, base: str, out: Path, note: str = "one") -> Pat
     ], f"kpipe test: one patch ({note})")
 
 
+MARKER = "kpipe_pool_marker"
+
+
+def marker_series(repo: Path, base: str, out: Path) -> Path:
+    """One patch that adds a global function (a symbol System.map lists) to vhost.c."""
+    fn = f"void {MARKER}(void);\nvoid {MARKER}(void)\n{{\n}}\n\n"
+    return make_series(repo, base, out, [
+        (VHOST, "void vhost_dev_init(struct vhost_dev *dev,\n",
+         fn + "void vhost_dev_init(struct vhost_dev *dev,\n", "vhost: add a marker symbol"),
+    ], "kpipe test: a marker symbol")
+
+
 HOSTILE_SUBJECT = "vhost-scsi: <script>alert(1)</script> <img src=x onerror=alert(2)> & co"
 
 

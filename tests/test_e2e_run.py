@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 from series_factory import one_patch_series
 
-from pipeline import paths
+from pipeline import locking
 from pipeline.record import index
 from pipeline.record import store as record
 
@@ -113,8 +113,22 @@ def test_verdicts_and_exit_code(e2e: dict) -> None:
     assert e2e["record"]["exit_code"] == 1
 
 
-def test_worktree_is_removed(e2e: dict) -> None:
-    assert not (paths.worktrees_dir() / f"run-{e2e['record']['run_id']}").exists()
+def _given_back(rec: dict) -> bool:
+    """The run's build place (pipeline/intake/pool.py) is free again, no process left in it."""
+    place = rec["host"].get("build_place")
+    if place is None:  # the run ended before it took one
+        return True
+    path = Path(place["path"])
+    held = locking.try_hold(f"pool-{path.parent.name}-{path.name}")
+    if held is None:
+        return False
+    held.close()
+    leftover = subprocess.run(["pgrep", "-f", f"{path}/"], capture_output=True, text=True)
+    return leftover.stdout == ""
+
+
+def test_build_place_is_given_back(e2e: dict) -> None:
+    assert _given_back(e2e["record"])
 
 
 def test_progress_names_patch_stage_and_log(e2e: dict) -> None:
@@ -160,7 +174,8 @@ def test_two_runs_at_once_share_tree_and_ccache(kernel_tree, tmp_path: Path) -> 
         assert rec["status"] == "complete"
         assert [s["build"]["status"] for s in rec["steps"]] == ["pass", "pass"]
         assert rec["series"]["patches"][0]["subject"] == f"vhost-scsi: comment {note}"
-        assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+        assert _given_back(rec)
+    assert recs[0]["host"]["build_place"]["path"] != recs[1]["host"]["build_place"]["path"]
     assert recs[1]["base"]["tree"]["source"] == f"checkout:{kernel_tree.path}"
     assert recs[0]["base"]["commit"] == recs[1]["base"]["commit"] == kernel_tree.head
 
@@ -177,7 +192,7 @@ def test_exit_code_2_for_bad_input(tmp_path: Path) -> None:
 
 
 def test_exit_code_3_when_a_tool_is_missing(kernel_tree, tmp_path: Path) -> None:
-    """No `make` on PATH: an infrastructure error, recorded, with the worktree removed."""
+    """No `make` on PATH: an infrastructure error, recorded, with the build place given back."""
     series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "nomake")
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -193,7 +208,7 @@ def test_exit_code_3_when_a_tool_is_missing(kernel_tree, tmp_path: Path) -> None
     rec = record.load(_run_dir(proc, tmp_path / "reports"))
     assert rec["status"] == "infra-error"
     assert "make" in rec["error"]
-    assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+    assert _given_back(rec)
 
 
 def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path: Path) -> None:
@@ -230,10 +245,7 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     assert "during build of step 0" in rec["error"]
     listed, _ = index.list_runs(reports)  # the run index agrees with the record
     assert [(r.id, r.outcome) for r in listed] == [(rec["run_id"], "interrupted")]
-    assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
-    leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
-                              capture_output=True, text=True)
-    assert leftover.stdout == ""
+    assert _given_back(rec)
 
 
 @pytest.fixture
@@ -255,7 +267,7 @@ def test_full_disk_is_an_infra_error_with_a_valid_record(kernel_tree, tmp_path: 
     run_dir = _run_dir(proc, tiny_disk)
     rec = record.load(run_dir)  # the last good state, still valid
     jsonschema.validate(rec, json.loads(record.SCHEMA_FILE.read_text()))
-    assert not (paths.worktrees_dir() / f"run-{rec['run_id']}").exists()
+    assert _given_back(rec)
     for log in run_dir.rglob("*.log"):  # room again: the index catches up with the record
         log.unlink()
     listed, _ = index.list_runs(tiny_disk)
@@ -263,9 +275,6 @@ def test_full_disk_is_an_infra_error_with_a_valid_record(kernel_tree, tmp_path: 
     kept = index.dump(tiny_disk)
     index.rebuild(tiny_disk)
     assert index.dump(tiny_disk) == kept
-    leftover = subprocess.run(["pgrep", "-f", f"worktrees/run-{rec['run_id']}"],
-                              capture_output=True, text=True)
-    assert leftover.stdout == ""
 
 
 def test_plain_format_patch_file_runs_end_to_end(kernel_tree, e2e: dict, tmp_path) -> None:

@@ -22,9 +22,14 @@ class WorktreeError(InfraError):
 
 
 def add(tree: Path, commit: str, name: str) -> Path:
-    path = paths.worktrees_dir() / name
+    return add_at(tree, commit, paths.worktrees_dir() / name)
+
+
+def add_at(tree: Path, commit: str, path: Path) -> Path:
+    """A worktree of `tree` at `commit` in `path` (whatever was there is removed first)."""
     if path.exists():
         remove(tree, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with locked("tree-worktrees"):
         proc = subprocess.run(["git", "-C", str(tree), "worktree", "add", "-q", "--detach",
                                str(path), commit], capture_output=True, text=True)

@@ -5,8 +5,10 @@ reports/runs/<run-id>/ (or the --run-dir) with results.json (rewritten atomicall
 stage and step), the series, and one directory per step (steps/<config>/<k>/) holding its logs
 and artifacts; at the end, report.html (and the viewer index of the reports dir), whose failure
 is reported but changes nothing else. Returns the exit code of DESIGN.md: 0 good, 1 a bad
-verdict or failing tip, 2 bad input, 3 infrastructure error, 130 interrupted. The worktree (and
-the O= directories inside it) is removed on every path.
+verdict or failing tip, 2 bad input, 3 infrastructure error, 130 interrupted. The build place
+(a worktree with the O= directories inside it, pipeline/intake/pool.py) is taken from the
+pool at the base and given back on every path; a run that does not end in order leaves it to
+be wiped before its next use.
 
 The stages live in their own modules: reuse keys and look-ups (reuse.py), one config's walk
 over the steps and the all-reused run (walk.py), a shard's lead-in (lead_in.py) and booting
@@ -22,8 +24,7 @@ from pathlib import Path
 from pipeline import errors, paths
 from pipeline.errors import InfraError
 from pipeline.fanout import plan as planmod
-from pipeline.intake import apply, apply_series, base, series, tree
-from pipeline.intake.worktree import worktree
+from pipeline.intake import apply, apply_series, base, pool, series, tree
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
@@ -135,7 +136,10 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     ranges = walk_ranges(opts, len(patch_files))
     if reuse_everything(opts, plan, rec, run_dir, progress, ranges):
         return
-    with worktree(info.path, chosen["commit"], f"run-{rec['run_id']}") as wt:
+    with pool.place(info.path, chosen["commit"]) as held:
+        wt = held.path
+        rec["host"]["build_place"] = held.as_dict()
+        progress.info(f"build place {wt} ({_place_state(held)}, {held.seconds:.0f} s)")
         t0 = time.monotonic()
         applied = apply_series.apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
         record.stage_time(rec, "apply", t0)
@@ -144,3 +148,11 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
                         progress, first, last)
 
 
+
+
+def _place_state(held: pool.Place) -> str:
+    if held.new:
+        return "new: every file compiles once, from ccache where it can"
+    if held.wiped:
+        return "its last run did not end in order: O= directories wiped"
+    return "kept from an earlier run: only what differs is rebuilt"
