@@ -6,7 +6,8 @@ are those a walk from the base would see. They come from an earlier run's warnin
 that step is reusable, else from building it here (unrecorded) in the config's O= directory.
 
 Reads the plan, the worktree and earlier runs; writes the O= directory and scratch build
-logs under the worktree (removed with it).
+logs under the worktree (a build place of pipeline/intake/pool.py: the next run to take it
+removes them).
 """
 
 from __future__ import annotations
