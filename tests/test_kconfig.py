@@ -16,17 +16,51 @@ def _configure(spec: kconfig.ConfigSpec, wt: Path, out: Path) -> list[dict]:
     return kconfig.dropped_symbols(spec, out / ".config", wt)
 
 
+def _suite_requires() -> set[str]:
+    from pipeline import paths
+    from pipeline.boot import suites
+
+    return {req.removeprefix("CONFIG_") for d in sorted(paths.VIRTME_TESTS_DIR.iterdir())
+            if (d / "suite.toml").is_file() for req in suites.load_suite(d.name).requires}
+
+
+def _enabled(config: Path) -> int:
+    return sum(v == "y" for v in kconfig.read_config(config).values())
+
+
 def test_default_config_keeps_every_requested_symbol(full_worktree: Path, tmp_path: Path) -> None:
     spec = kconfig.load_spec("default")
+    assert spec.base == "allnoconfig" and spec.base_is_target
     assert spec.requested["VHOST_SCSI"] == "y"
     assert spec.requested["PROVE_LOCKING"] == "y"
     assert _configure(spec, full_worktree, tmp_path / "o") == []
     final = kconfig.read_config(tmp_path / "o" / ".config")
-    for sym in ("VHOST_SCSI", "TARGET_CORE", "TCM_FILEIO", "TCM_IBLOCK", "CONFIGFS_FS",
-                "DEBUG_KMEMLEAK", "PROVE_LOCKING", "VIRTIO_PCI", "9P_FS"):
-        assert final[sym] == "y", sym
-    assert final.get("DRM", "n") == "n"
-    assert final.get("KASAN", "n") == "n"
+    needed = _suite_requires() | {"TCM_IBLOCK", "DEBUG_KMEMLEAK", "PROVE_LOCKING",
+                                  "VIRTIO_PCI", "9P_FS", "ACPI", "SMP"}
+    assert {"VHOST_SCSI", "TARGET_CORE", "TCM_FILEIO", "CONFIGFS_FS"} <= needed
+    assert {sym: final.get(sym, "n") for sym in needed} == dict.fromkeys(needed, "y")
+    for sym in ("DRM", "KASAN", "USB_SUPPORT", "SOUND", "MODULES", "ETHERNET"):
+        assert final.get(sym, "n") == "n", sym
+
+
+def test_defconfig_debug_keeps_the_defconfig_base_and_is_larger(full_worktree: Path,
+                                                               tmp_path: Path) -> None:
+    spec = kconfig.load_spec("defconfig-debug")
+    assert spec.base == "arch/x86/configs/x86_64_defconfig" and not spec.base_is_target
+    assert _configure(spec, full_worktree, tmp_path / "d") == []
+    lean = kconfig.load_spec("default")
+    assert _configure(lean, full_worktree, tmp_path / "o") == []
+    assert _enabled(tmp_path / "o" / ".config") < 0.85 * _enabled(tmp_path / "d" / ".config")
+
+
+def test_spec_hash_names_the_base(full_worktree: Path) -> None:
+    def read(rel: str) -> bytes:
+        return (full_worktree / rel).read_bytes()
+
+    lean, debug = kconfig.load_spec("default"), kconfig.load_spec("defconfig-debug")
+    assert kconfig.spec_hash(lean, read) != kconfig.spec_hash(debug, read)
+    other = kconfig.ConfigSpec("default", "tinyconfig", [], lean.fragments)
+    assert kconfig.spec_hash(other, read) != kconfig.spec_hash(lean, read)
 
 
 def test_kasan_profile_adds_kasan(full_worktree: Path, tmp_path: Path) -> None:
@@ -93,9 +127,12 @@ def test_compat_rules_rewrite_what_kconfiglib_lacks() -> None:
                     "\tdepends on MMC || !MMC # do not allow WFX=y if MMC=m\n")
 
 
-def test_73_default_and_kasan_keep_every_requested_symbol(tree73: Path, tmp_path: Path) -> None:
-    for name in ("default", "kasan"):
+def test_73_every_named_config_keeps_every_requested_symbol(tree73: Path, tmp_path: Path) -> None:
+    for name in ("default", "kasan", "defconfig-debug"):
         assert _configure(kconfig.load_spec(name), tree73, tmp_path / name) == [], name
+    final = kconfig.read_config(tmp_path / "default" / ".config")
+    assert {sym: final.get(sym, "n") for sym in _suite_requires()} == dict.fromkeys(
+        _suite_requires(), "y")
 
 
 def test_73_dropped_symbol_names_its_unmet_dependency(tree73: Path, tmp_path: Path) -> None:

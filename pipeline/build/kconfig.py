@@ -1,11 +1,12 @@
 """Kernel configuration: merge a base config and fragments, then check what make kept.
 
 Reads configs/configs.toml (named configs), fragments under configs/kconfig/, and the kernel
-tree's Kconfig files and defconfig; writes <O=>/.config with the tree's own merge_config.sh,
-runs `make olddefconfig`, and returns what was requested, what the final .config holds, and
-every requested symbol that make dropped. kconfiglib (read through COMPAT_RULES, one rule per
-Kconfig feature it lacks) only explains a dropped symbol; when it cannot read a tree the symbol
-is reported unexplained and the run goes on.
+tree's Kconfig files and defconfig; writes <O=>/.config with the tree's own merge_config.sh (a
+config's base is a defconfig file of the tree, or a make target such as `allnoconfig` made in
+O= first), runs `make olddefconfig`, and returns what was requested, what the final .config
+holds, and every requested symbol that make dropped. kconfiglib (read through COMPAT_RULES, one
+rule per Kconfig feature it lacks) only explains a dropped symbol; when it cannot read a tree
+the symbol is reported unexplained and the run goes on.
 """
 
 from __future__ import annotations
@@ -83,14 +84,21 @@ class CompatKconfig(kconfiglib.Kconfig):
         return io.StringIO(text)
 
 
+_MAKE_TARGET = re.compile(r"^[a-z0-9_]+config$")  # allnoconfig, tinyconfig, defconfig ...
+
+
 @dataclass
 class ConfigSpec:
     name: str
-    defconfig: str
+    base: str  # a make target that writes a .config (allnoconfig), or a file of the tree
     tree_fragments: list[str]
     fragments: list[str]
     requested: dict[str, str] = field(default_factory=dict)
     boot_timeout: float | None = None  # seconds to the guest runner, when the default is short
+
+    @property
+    def base_is_target(self) -> bool:
+        return bool(_MAKE_TARGET.match(self.base))
 
     def fragment_paths(self) -> list[Path]:
         """configs/kconfig/<name>.config for a name; a path ending in .config as given."""
@@ -104,9 +112,10 @@ def load_spec(name: str, extra_fragments: list[str] | None = None) -> ConfigSpec
     if name not in data.get("config", {}):
         known = ", ".join(sorted(data.get("config", {})))
         raise KconfigError(f"unknown config {name!r} (known: {known})")
-    fragments = list(data["config"][name]["fragments"]) + list(extra_fragments or [])
-    spec = ConfigSpec(name, data["base"]["defconfig"], list(data["base"]["tree_fragments"]),
-                      fragments, boot_timeout=data["config"][name].get("boot_timeout"))
+    entry = data["config"][name]
+    fragments = list(entry["fragments"]) + list(extra_fragments or [])
+    spec = ConfigSpec(name, entry["base"], list(entry.get("tree_fragments", [])),
+                      fragments, boot_timeout=entry.get("boot_timeout"))
     for path in spec.fragment_paths():
         if not path.is_file():
             raise KconfigError(f"config fragment {path} not found")
@@ -137,7 +146,9 @@ def spec_hash(spec: ConfigSpec, read_tree_file: Callable[[str], bytes]) -> str:
     straight from git), so the hash is known before any checkout.
     """
     digest = hashlib.sha256(spec.name.encode())
-    for rel in [spec.defconfig, *spec.tree_fragments]:
+    if spec.base_is_target:  # made by the tree's Kconfig, which the tree commit stands for
+        digest.update(f"make {spec.base}".encode())
+    for rel in [*([] if spec.base_is_target else [spec.base]), *spec.tree_fragments]:
         digest.update(read_tree_file(rel))
     for path in spec.fragment_paths():
         digest.update(path.read_bytes())
@@ -188,17 +199,32 @@ def _load_kconfig(worktree: Path, rules: tuple[CompatRule, ...] = COMPAT_RULES) 
 def merge(spec: ConfigSpec, worktree: Path, out_config: Path) -> None:
     """Write base + fragments to `out_config` with the tree's own scripts/kconfig/merge_config.sh.
 
-    Only merges (-m): `make olddefconfig` (see olddefconfig) then resolves the result.
+    Only merges (-m): `make olddefconfig` (see olddefconfig) then resolves the result. A base
+    that is a make target is made first, in the O= directory `out_config` sits in.
     """
     out_config.parent.mkdir(parents=True, exist_ok=True)
     script = worktree / "scripts" / "kconfig" / "merge_config.sh"
-    inputs = [worktree / spec.defconfig, *(worktree / rel for rel in spec.tree_fragments),
-              *spec.fragment_paths()]
+    base = worktree / spec.base
+    if spec.base_is_target:
+        base = _make_base(spec.base, worktree, out_config.parent)
+    inputs = [base, *(worktree / rel for rel in spec.tree_fragments), *spec.fragment_paths()]
     env = {**os.environ, "KCONFIG_CONFIG": str(out_config.resolve())}
     proc = subprocess.run(["bash", str(script), "-m", *(str(p.resolve()) for p in inputs)],
                           cwd=out_config.parent, env=env, capture_output=True, text=True)
     if proc.returncode != 0 or not out_config.is_file():
         raise KconfigError(f"merge_config.sh failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+
+
+def _make_base(target: str, worktree: Path, build_dir: Path) -> Path:
+    """`make <target>` in O=build_dir, kept as build_dir/.config.<target> for the merge."""
+    proc = subprocess.run(["make", "-s", "-C", str(worktree), f"O={build_dir.resolve()}",
+                           target], capture_output=True, text=True)
+    made = build_dir / ".config"
+    if proc.returncode != 0 or not made.is_file():
+        raise KconfigError(f"make {target} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+    base = build_dir / f".config.{target}"
+    made.replace(base)
+    return base
 
 
 def read_config(path: Path) -> dict[str, str]:

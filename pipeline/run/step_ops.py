@@ -22,7 +22,8 @@ KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
 def config_record(spec: kconfig.ConfigSpec, final: Path, dropped: list[dict],
                   spec_hash: str) -> dict:
     final_values = kconfig.read_config(final)
-    return {"name": spec.name, "fragments": spec.fragments, "requested": spec.requested,
+    return {"name": spec.name, "base": spec.base, "fragments": spec.fragments,
+            "requested": spec.requested,
             "final": {s: final_values.get(s, "n") for s in spec.requested},
             "dropped": dropped, "hash": spec_hash}
 
