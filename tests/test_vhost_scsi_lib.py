@@ -242,7 +242,8 @@ def test_suite_toml_contract() -> None:
     meta = tomllib.loads((SUITE / "suite.toml").read_text())
     assert meta["name"] == "vhost-scsi"
     assert set(meta["requires"]) == {"CONFIG_VHOST_SCSI", "CONFIG_TARGET_CORE",
-                                     "CONFIG_TCM_FILEIO", "CONFIG_CONFIGFS_FS"}
+                                     "CONFIG_TCM_FILEIO", "CONFIG_CONFIGFS_FS",
+                                     "CONFIG_FUSE_FS"}
     prog = meta["program"][0]
     assert prog["path"] == "vhost_scsi_tests.py" and prog["timeout"] == 300
     path = SUITE / prog["path"]
@@ -304,3 +305,54 @@ def test_run_case_prints_diagnostics_before_the_result() -> None:
     assert lines[0] == "# GPAs expected and not logged: 0x5000"
     assert lines[-2] == "# second problem"
     assert lines[-1] == "not ok 1 fake # first problem (+1 more)"
+
+
+# --- the FUSE backing file and the in-flight phase ---------------------------
+
+def test_fuse_struct_sizes_are_the_kernels() -> None:
+    import fusedisk as fd
+
+    # include/uapi/linux/fuse.h: in/out headers, fuse_init_out, fuse_attr, fuse_entry_out,
+    # fuse_attr_out, fuse_open_out, fuse_kstatfs
+    assert (fd.IN_HEADER.size, fd.OUT_HEADER.size, fd.INIT_OUT.size) == (40, 16, 64)
+    assert fd.ATTR.size == 88 and fd.ENTRY_OUT.size + fd.ATTR.size == 128
+    assert fd.ATTR_OUT.size + fd.ATTR.size == 104
+    assert (fd.OPEN_OUT.size, fd.STATFS_OUT.size) == (16, 80)
+
+
+def test_fuse_file_serves_the_lba_pattern_at_any_offset() -> None:
+    import fusedisk
+
+    disk = fusedisk.FuseDisk("/nonexistent", 64)
+    assert disk._data(512 * 5, 4096) == scsi.pattern(5, 8)
+    assert disk._data(512 * 5 + 100, 50) == scsi.pattern(5, 1)[100:150]
+    assert disk._data(512 * 63, 4096) == scsi.pattern(63, 1)   # clipped at the end
+    assert disk._data(512 * 64, 512) == b""
+
+
+def test_in_ioctl_sees_a_thread_blocked_in_a_syscall() -> None:
+    import threading
+    import time
+
+    import inflight
+
+    r, w = os.pipe()
+    seen: list[bool] = []
+    tid = threading.get_native_id()
+
+    def probe() -> None:
+        time.sleep(0.2)
+        # blocked in read(r): the syscall file shows 0 (read), not 16 (ioctl)
+        seen.append(inflight.in_ioctl(tid, r, 0))
+        fields = open(f"/proc/self/task/{tid}/syscall").read().split()
+        seen.append(int(fields[0]) == 0 and int(fields[1], 16) == r)
+        os.write(w, b"x")
+
+    t = threading.Thread(target=probe)
+    t.start()
+    os.read(r, 1)
+    t.join()
+    os.close(r)
+    os.close(w)
+    assert seen == [False, True]
+    assert inflight.in_ioctl(tid, r, 0) is False   # running, not in a syscall

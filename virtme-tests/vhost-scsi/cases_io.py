@@ -15,6 +15,7 @@ import vhost as vh  # noqa: E402
 from dirtylog import fmt_pages  # noqa: E402
 from guestmem import PAGE  # noqa: E402
 from harness import WRITE_LBA, Case, Suite, io_round, kmemleak_available, kmemleak_vhost_leaks  # noqa: E402
+from inflight import phase_inflight_at_log_all  # noqa: E402
 from virtq import DESC_SIZE  # noqa: E402
 from vmm import Vmm  # noqa: E402
 
@@ -42,12 +43,55 @@ def run_io_bitmap_round(s: Suite, v: Vmm, case: Case, used_log: bool, lba: int) 
         case.diag(f"{label}: (device-readable pages share a page with writable ones)")
 
 
+def log_eventfd_round(s: Suite, v: Vmm, case: Case, lba: int) -> None:
+    """The log eventfd (VHOST_SET_LOG_FD) fires when the device logs descriptors, and not
+    while logging is off.
+
+    The used-ring log signals the same eventfd (vhost_add_used_n() does when
+    VHOST_VRING_F_LOG is on), so this round runs with VHOST_VRING_F_LOG off on every vq:
+    a signal can then only come from logging the requests' write descriptors.
+    """
+    m = v.mem
+
+    def reads(label: str) -> list[sc.Request]:
+        a, b = m.alloc_pages(1), m.alloc_pages(2)
+        c = m.alloc_pages(3)
+        return [sc.read10(m, f"{label} READ", s.next_tag(), lba, 16, [(a, 108), (b, 8192)]),
+                sc.read10(m, f"{label} READ one descriptor", s.next_tag(), lba + 16, 16,
+                          [(c + 200, 108 + 8192)])]
+
+    v.set_log_eventfd()
+    v.set_used_log(False)
+    v.log_signals()
+    v.log.clear()
+    reqs = reads("log eventfd, logging on")
+    sc.run(v, reqs)
+    case.extend(sc.problems(reqs))
+    fired, logged = v.log_signals(), v.log.take()
+    if not fired:
+        case.fail(f"log eventfd: not signalled after {len(reqs)} READs with LOG_ALL on and "
+                  f"the used-ring log off ({len(logged)} pages logged)")
+    else:
+        case.diag(f"log eventfd: signalled ({fired}) for {len(logged)} logged pages")
+    v.stop_logging()
+    v.log_signals()
+    reqs = reads("log eventfd, logging off")
+    sc.run(v, reqs)
+    case.extend(sc.problems(reqs))
+    fired = v.log_signals()
+    if fired:
+        case.fail(f"log eventfd: signalled {fired} times with logging off")
+    else:
+        case.diag("log eventfd: silent with logging off")
+
+
 def case_io_bitmap(s: Suite, case: Case) -> None:
     v = s.vmm()
     try:
         v.start_logging(used_log=True)
         run_io_bitmap_round(s, v, case, used_log=True, lba=100)
         run_io_bitmap_round(s, v, case, used_log=False, lba=1000)
+        log_eventfd_round(s, v, case, lba=1500)
     finally:
         v.close()
 
@@ -236,6 +280,7 @@ def case_log_toggle(s: Suite, case: Case) -> None:
                 sc.check_cmd(m, r)
             case.extend(sc.problems(reqs))
             v.log.clear()
+        phase_inflight_at_log_all(s, v, case, lba=0)
         v.clear_endpoint()
     finally:
         v.close()

@@ -2,7 +2,8 @@
 set-up every case uses (Suite), one round of I/O-queue READs (io_round), kmemleak helpers.
 
 Reads /sys/kernel/config (through lio), /dev/vhost-scsi (through vmm) and kmemleak's debugfs
-file; writes the target's backing files under /dev/shm (or /tmp) and removes them in teardown.
+file; writes the target's backing files under /dev/shm (or /tmp) and removes them in teardown;
+serves LUN 2's backing file from the suite's own FUSE mount there (fusedisk.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scsi  # noqa: E402
 import scsicmd as sc  # noqa: E402
 from dirtylog import fmt_pages  # noqa: E402
+from fusedisk import FuseDisk  # noqa: E402
 from guestmem import PAGE  # noqa: E402
 from lio import LioTarget, make_backing_file, mount  # noqa: E402
 from vmm import Vmm  # noqa: E402
@@ -24,6 +26,8 @@ WWPN = "naa.5001405000000001"
 DISK_BLOCKS = 32768                       # 16 MiB backing file, pattern per LBA
 DISK1_BLOCKS = 2048                       # 1 MiB, only hot-plugged by event-log
 WRITE_LBA = 32000                         # WRITE round trips stay above this LBA
+FUSE_BLOCKS = 2048                        # 1 MiB on the suite's FUSE file (fusedisk.py)
+FUSE_LUN = 2                              # its LUN: READs the case holds and releases
 TMPDIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else "/tmp"
 
 
@@ -67,6 +71,7 @@ class Case:
 class Suite:
     def __init__(self) -> None:
         self.lio = LioTarget(WWPN)
+        self.fuse = FuseDisk(f"{TMPDIR}/kpipe-fusedisk", FUSE_BLOCKS)
         self.tag = 0
 
     def next_tag(self) -> int:
@@ -80,9 +85,12 @@ class Suite:
         self.lio.files = {"disk0": disk0, "disk1": disk1}  # removed even if setup fails
         make_backing_file(disk0, DISK_BLOCKS, scsi.pattern)
         make_backing_file(disk1, DISK1_BLOCKS, scsi.pattern)
+        self.fuse.start()
         self.lio.setup([("disk0", disk0, DISK_BLOCKS * scsi.BLOCK),
-                        ("disk1", disk1, DISK1_BLOCKS * scsi.BLOCK)],
-                       [(0, "disk0")])
+                        ("disk1", disk1, DISK1_BLOCKS * scsi.BLOCK),
+                        ("disk2", self.fuse.path, FUSE_BLOCKS * scsi.BLOCK)],
+                       [(0, "disk0"), (FUSE_LUN, "disk2")])
+        self.lio.files.pop("disk2", None)  # served by fusedisk, not a file to delete
         # Warm-up: one SET_ENDPOINT/CLEAR_ENDPOINT before the test plan. On a
         # lockdep kernel the first SET_ENDPOINT after a LUN link reports a
         # pre-existing lock-order inversion (tv_tpg_mutex -> configfs inode
@@ -91,7 +99,9 @@ class Suite:
         Vmm(WWPN).close()
 
     def teardown_target(self) -> None:
+        self.fuse.release()  # a held READ would keep the backstore from going away
         self.lio.remove()
+        self.fuse.stop()
 
     # --- devices ----------------------------------------------------------
     def vmm(self, hotplug: bool = False) -> Vmm:

@@ -62,9 +62,10 @@ def header_page(mem, data: bytes) -> int:
 
 
 def read10(mem, name: str, tag: int, lba: int, blocks: int, writable: list[Buf],
-           indirect: bool = False, tpgt: int = 1, poison_data: bool = True) -> Request:
+           indirect: bool = False, tpgt: int = 1, poison_data: bool = True,
+           lun: int = 0) -> Request:
     """A READ(10) whose response + data-in go to ``writable`` (must hold them)."""
-    req = scsi.cmd_req(scsi.cdb_read10(lba, blocks), tag, tpgt=tpgt)
+    req = scsi.cmd_req(scsi.cdb_read10(lba, blocks), tag, tpgt=tpgt, lun=lun)
     hdr = header_page(mem, req)
     total = sum(n for _, n in writable)
     nbytes = blocks * scsi.BLOCK

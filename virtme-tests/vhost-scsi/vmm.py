@@ -43,6 +43,7 @@ class Vmm:
         self.err_fd: dict[int, int] = {}
         self.logging = False
         self.used_log = False
+        self.log_fd = -1
         try:
             self._setup(wwpn, hotplug, queue_sizes or QUEUE_SIZES)
         except BaseException:
@@ -107,6 +108,15 @@ class Vmm:
         self.set_used_log(False)
         self.dev.set_features(self.features)
         self.logging = False
+
+    def set_log_eventfd(self) -> None:
+        """VHOST_SET_LOG_FD with a fresh eventfd: the kernel signals it on log writes."""
+        self.log_fd = self._eventfd()
+        self.dev.set_log_fd(self.log_fd)
+
+    def log_signals(self) -> int:
+        """How often the log eventfd was signalled since the last call (0 without one)."""
+        return self._drain(self.log_fd) if self.log_fd >= 0 else 0
 
     def used_log_pages(self, indexes: Sequence[int]) -> set[int]:
         """Used-ring pages the log should hold after activity on ``indexes``."""

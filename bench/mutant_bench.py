@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Mutant benchmark: do the vhost-scsi checks catch the wrong fixes kept in tests/mutants/, and
+pass on the default series, run after run?
+
+For the default series and for each mutant (a patch on the series' tip), `kpipe run --no-boot`
+builds the tip (a mutant is formatted with the series into one 7-patch series by real git in
+a scratch clone of the imported tree, so only its tip is new); then each tip is booted N
+times the way a run boots a step (pipeline.boot.step, the vhost-scsi suite), the targets
+taking turns so that host load falls on all of them alike. Each boot prints the status of
+the case that must notice the mutant and the first line of its message; the end prints
+"caught k of N" per mutant and "passed k of N" for the series.
+
+Reads the series in patches/vhost-scsi-log-6.12/ and tests/mutants/*.patch; writes its runs
+under $KPIPE_REPORTS (set it to keep them apart) and boot output into a scratch directory.
+
+    .venv/bin/python bench/mutant_bench.py [-n 5] [--mutant NAME ...] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline import paths  # noqa: E402
+from pipeline.boot import step as bootstep  # noqa: E402
+
+MUTANTS = ROOT / "tests" / "mutants"
+# the case that must fail on each mutant, and a phrase its failure must contain
+CATCHES = {
+    "log-eventfd": ("io-bitmap", "log eventfd"),
+    "inflight-at-log-all": ("log-toggle", "in flight at LOG_ALL"),
+}
+SERIES_CASES = ("io-bitmap", "log-toggle")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def kpipe_build(series: Path) -> dict:
+    """`kpipe run SERIES --no-boot --json`; the record."""
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(series),
+                           "--no-boot", "--json"], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"kpipe run {series} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+def mutant_series(record: dict, mutant: Path, out: Path) -> Path:
+    """The default series plus `mutant`, formatted by git on the base the series ran on."""
+    base = record["base"]["commit"]
+    clone = out / "tree"
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout",
+                    record["base"]["tree"]["path"], str(clone)], check=True)
+    git(clone, "checkout", "-q", "-b", "mutant", base)
+    for key, value in (("user.name", "kpipe bench"), ("user.email", "bench@kpipe.invalid")):
+        git(clone, "config", key, value)
+    patches = sorted(str(p) for p in paths.DEFAULT_SERIES.glob("0*.patch")
+                     if not p.name.startswith("0000-"))
+    git(clone, "am", "-q", *patches, str(mutant))
+    series = out / "series"
+    git(clone, "format-patch", "-q", "--thread", "--cover-letter", f"--base={base}",
+        "-o", str(series), f"{base}..HEAD")
+    cover = next(series.glob("0000-*.patch"))
+    cover.write_text(cover.read_text().replace("*** SUBJECT HERE ***",
+                                               f"vhost-scsi log series + mutant {mutant.stem}"))
+    shutil.rmtree(clone)
+    return series
+
+
+def tip(record: dict) -> tuple[Path, str]:
+    run_dir = paths.runs_dir() / record["run_id"]
+    step = max(record["steps"], key=lambda s: s["index"])
+    if step["build"]["status"] != "pass":
+        sys.exit(f"run {record['run_id']}: the tip did not build")
+    return run_dir / step["dir"], step["localversion"]
+
+
+def verdict(name: str, tests: dict[str, dict]) -> tuple[bool, str]:
+    """(as wanted, what the boot showed) for target `name` ('series' or a mutant)."""
+    if name == "series":
+        bad = [f"{c} {tests.get(c, {}).get('status', 'missing')}" for c in SERIES_CASES
+               if tests.get(c, {}).get("status") != "pass"]
+        return not bad, "; ".join(bad) or " ".join(f"{c} pass" for c in SERIES_CASES)
+    case, phrase = CATCHES[name]
+    t = tests.get(case, {})
+    msg = (t.get("message") or "").splitlines()[0][:110] if t.get("message") else ""
+    return (t.get("status") == "fail" and phrase in (t.get("message") or "")), \
+        f"{case} {t.get('status', 'missing')}: {msg}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=5, help="boots per target (default 5)")
+    ap.add_argument("--mutant", action="append", choices=sorted(CATCHES),
+                    help="mutants to run (default: all)")
+    ap.add_argument("--keep", type=Path, help="keep each boot's directory under KEEP")
+    args = ap.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="kpipe-mutant-bench-"))
+    t_start = time.monotonic()
+    try:
+        t0 = time.monotonic()
+        base_rec = kpipe_build(paths.DEFAULT_SERIES)
+        targets = {"series": tip(base_rec)}
+        print(f"series: run {base_rec['run_id']} ({time.monotonic() - t0:.0f} s)", flush=True)
+        for name in args.mutant or sorted(CATCHES):
+            t0 = time.monotonic()
+            series = mutant_series(base_rec, MUTANTS / f"{name}.patch", scratch / name)
+            rec = kpipe_build(series)
+            targets[name] = tip(rec)
+            print(f"{name}: run {rec['run_id']} ({time.monotonic() - t0:.0f} s)", flush=True)
+        settings = bootstep.default_settings()
+        good = {name: 0 for name in targets}
+        for n in range(1, args.n + 1):
+            for name, (step, localversion) in targets.items():
+                out = (args.keep or scratch) / f"{name}-{n}"
+                t0 = time.monotonic()
+                res = bootstep.boot_and_test(step / "bzImage", step / "System.map",
+                                             step / ".config", localversion, ["vhost-scsi"],
+                                             out, settings)
+                tests = {t["case"]: t for t in res.get("tests", [])}
+                ok, shown = verdict(name, tests)
+                good[name] += ok
+                print(f"{n} {name:20} {'as wanted' if ok else 'NOT AS WANTED':13} "
+                      f"boot {res['boot']['status']} {time.monotonic() - t0:5.0f} s  {shown}",
+                      flush=True)
+                if not args.keep:
+                    shutil.rmtree(out, ignore_errors=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for name, k in good.items():
+        word = "passed" if name == "series" else "caught"
+        print(f"{name}: {word} {k} of {args.n}")
+    print(f"wall time {time.monotonic() - t_start:.0f} s, host CPUs {os.cpu_count()}")
+    return 0 if all(k == args.n for k in good.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

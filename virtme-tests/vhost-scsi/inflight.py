@@ -1,0 +1,129 @@
+"""log-toggle's phase with requests really in flight when VHOST_F_LOG_ALL is switched on.
+
+READs go to LUN 2, whose fileio backing file is served by the suite's FUSE server
+(fusedisk.py); the server holds them, so they are fetched by vhost and waiting in the
+target core when SET_FEATURES(LOG_ALL) is issued. A releaser thread answers them: at once
+when SET_FEATURES has returned, or, when the main thread has sat inside that ioctl for
+BLOCKED_S (read from /proc/self/task/<tid>/syscall: a fix that waits for them), from there.
+No timing decides the result: whatever a request writes after SET_FEATURES returns, its
+response and data-in pages, must be in the dirty log. The used-ring log (VHOST_VRING_F_LOG)
+stays off so that the log holds nothing else.
+
+Reads /proc/self/task/<tid>/syscall; writes nothing but guest memory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import scsicmd as sc  # noqa: E402
+import vhost as vh  # noqa: E402
+from harness import FUSE_LUN, Case, Suite  # noqa: E402
+from vmm import Vmm  # noqa: E402
+
+REQUESTS = 4
+BLOCKED_S = 0.3          # this long inside SET_FEATURES counts as waiting for the requests
+GIVE_UP_S = 20.0         # the releaser answers the READs after this whatever happens
+SYS_IOCTL = 16           # x86-64
+
+
+def in_ioctl(tid: int, fd: int, request: int) -> bool:
+    """Whether thread ``tid`` of this process is inside ``ioctl(fd, request, ...)``."""
+    try:
+        with open(f"/proc/self/task/{tid}/syscall") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    try:
+        return (len(fields) > 2 and int(fields[0]) == SYS_IOCTL and int(fields[1], 16) == fd
+                and int(fields[2], 16) == request)
+    except ValueError:   # "running"
+        return False
+
+
+class Releaser(threading.Thread):
+    """Answers the held READs once SET_FEATURES returned or blocked for BLOCKED_S."""
+
+    def __init__(self, s: Suite, tid: int, fd: int) -> None:
+        super().__init__(name="releaser", daemon=True)
+        self.s, self.tid, self.fd = s, tid, fd
+        self.returned = threading.Event()
+        self.while_blocked = False
+        self.gave_up = False
+
+    def run(self) -> None:
+        since: float | None = None
+        deadline = time.monotonic() + GIVE_UP_S
+        while not self.returned.is_set():
+            now = time.monotonic()
+            if now > deadline:
+                self.gave_up = True
+                break
+            if in_ioctl(self.tid, self.fd, vh.VHOST_SET_FEATURES):
+                since = now if since is None else since
+                if now - since >= BLOCKED_S:
+                    self.while_blocked = True
+                    break
+            else:
+                since = None
+            time.sleep(0.01)
+        self.s.fuse.release()
+
+
+def phase_inflight_at_log_all(s: Suite, v: Vmm, case: Case, lba: int) -> None:
+    """Logging is off on entry and on exit."""
+    m = v.mem
+    q = v.queues[vh.VQ_IO]
+    reqs = []
+    for i in range(REQUESTS):
+        a, b = m.alloc_pages(1), m.alloc_pages(2)
+        reqs.append(sc.read10(m, f"in flight at LOG_ALL READ {i}", s.next_tag(), lba + 16 * i,
+                              16, [(a, 108), (b, 8192)], lun=FUSE_LUN))
+    v.set_used_log(False)
+    v.log.clear()
+    s.fuse.hold()
+    try:
+        before = q.used_idx()
+        sc.submit(v, reqs)
+        held = s.fuse.wait_held(len(reqs))
+        if held < len(reqs) or q.used_idx() != before:
+            case.fail(f"in flight at LOG_ALL: only {held} of {len(reqs)} READs were held in "
+                      f"the backstore (used idx {before}->{q.used_idx()})")
+            return
+        v.dev.set_log_base(v.log.hva)
+        releaser = Releaser(s, threading.get_native_id(), v.dev.fd)
+        releaser.start()
+        t0 = time.monotonic()
+        v.dev.set_features(v.features | vh.bit(vh.VHOST_F_LOG_ALL))
+        took = time.monotonic() - t0
+        done_at_return = {head for head, _ in q.collect()}
+        releaser.returned.set()
+        releaser.join()
+        v.logging = True
+    finally:
+        s.fuse.release()
+    late = [r for r in reqs if r.head not in done_at_return]
+    if releaser.while_blocked:
+        how = f"the READs released once it had waited {BLOCKED_S} s for them"
+    elif releaser.gave_up:
+        how = f"the READs released after {GIVE_UP_S:.0f} s"
+    else:
+        how = "the READs released after it returned"
+    case.diag(f"in flight at LOG_ALL: SET_FEATURES returned after {took:.2f} s, {how}; "
+              f"{len(late)} of {len(reqs)} requests still in flight then")
+    used = v.wait(vh.VQ_IO, count=len(late))  # count 0: the barrier alone
+    heads = done_at_return | {u[0] for u in used}
+    for r in reqs:
+        if r.head not in heads:
+            case.fail(f"{r.name}: not completed")
+        sc.check_cmd(m, r)
+    case.extend(sc.problems(reqs))
+    case.compare_log("in flight at LOG_ALL, pages written after SET_FEATURES returned",
+                     set().union(set(), *(r.write_pages for r in late)), v.log.take())
+    v.stop_logging()
+    v.log.clear()
