@@ -13,7 +13,7 @@ the case that must notice the mutant and the first line of its message; the end 
 Reads the series in patches/vhost-scsi-log-6.12/ and tests/mutants/*.patch; writes its runs
 under $KPIPE_REPORTS (set it to keep them apart) and boot output into a scratch directory.
 
-    .venv/bin/python bench/mutant_bench.py [-n 5] [--mutant NAME ...] [--keep DIR]
+    .venv/bin/python bench/mutant_bench.py [-n 5] [--mutant NAME ...] [--keep DIR] [--build-only]
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def main() -> int:
     ap.add_argument("--mutant", action="append", choices=sorted(CATCHES),
                     help="mutants to run (default: all)")
     ap.add_argument("--keep", type=Path, help="keep each boot's directory under KEEP")
+    ap.add_argument("--build-only", action="store_true", help="build the tips, boot nothing")
     args = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="kpipe-mutant-bench-"))
     t_start = time.monotonic()
@@ -120,6 +121,8 @@ def main() -> int:
             rec = kpipe_build(series)
             targets[name] = tip(rec)
             print(f"{name}: run {rec['run_id']} ({time.monotonic() - t0:.0f} s)", flush=True)
+        if args.build_only:
+            return 0
         settings = bootstep.default_settings()
         good = {name: 0 for name in targets}
         for n in range(1, args.n + 1):

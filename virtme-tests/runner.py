@@ -9,7 +9,9 @@ line), so the host can attribute kernel splats to the case whose window they fal
 
 Writes into the results directory (the directory holding PLAN, shared with the host over 9p):
   events.jsonl   one JSON object per event (runner/program/case start and end), fsync'ed as it
-                 goes, so the host can tell how far the guest got if it dies
+                 goes, so the host can tell how far the guest got if it dies; each carries
+                 `debug_locks` (lockdep still checking: 1, turned off: 0; null without
+                 lockdep), read from /proc/lockdep_stats
   out/<suite>/<program>.ktap, .stderr   each program's raw output, written as it arrives
   info.json      guest kernel release, CPU model, runner start time
   kmemleak.txt   /sys/kernel/debug/kmemleak after a final `scan` (when kmemleak is built in)
@@ -56,10 +58,24 @@ class Runner:
                 pass
 
     def event(self, kind: str, **fields: object) -> None:
-        rec = {"t": round(time.monotonic() - self.t0, 3), "event": kind, **fields}
+        rec = {"t": round(time.monotonic() - self.t0, 3), "event": kind,
+               "debug_locks": debug_locks(), **fields}
         self.events.write(json.dumps(rec) + "\n")
         self.events.flush()
         os.fsync(self.events.fileno())
+
+
+def debug_locks() -> int | None:
+    """Lockdep's `debug_locks` (0 once it turned itself off), or None without lockdep."""
+    try:
+        with open("/proc/lockdep_stats") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "debug_locks":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def write_json(path: Path, data: object) -> None:

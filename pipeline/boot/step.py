@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline import paths
 from pipeline.boot import ktap
+from pipeline.boot import lockdep as lockdepmod
 from pipeline.boot import splats as splatmod
 from pipeline.boot import suites as suitemod
 from pipeline.boot import vng as bootmod
@@ -147,6 +148,7 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         "allowed_splats": [{"kind": s.kind, "title": s.title, "reason": s.allowed}
                            for s in found if s.allowed],
         "leftover_qemu": any(a.leftover for a in outcome.attempts),
+        "lockdep": lockdepmod.coverage(kcfg, read_events(rwdir), found, names),
     }
     return {"boot": boot_rec, "tests": tests, "splats": splat_records}
 

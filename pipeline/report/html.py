@@ -40,6 +40,7 @@ def render_run(rec: dict, run_dir: Path) -> str:
                   for c in model.configs(rec)], history=history,
         warnings=model.new_warnings(rec),
         errors=model.build_errors(rec), splats=splats, allowed=model.splats(rec, allowed=True),
+        lockdep=model.lockdep_coverage(rec),
         failed=failed, logs=_logs(rec, run_dir),
         reproduce=[(s, model.reproduce(rec, s)) for s in rec["steps"]],
         cover=clean((rec.get("series") or {}).get("cover") or ""))

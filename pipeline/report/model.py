@@ -157,7 +157,17 @@ def _splat_cell(step: dict, at_base: set[tuple[str, str]]) -> Cell:
     status = "fail" if new else ("known" if found else "pass")
     title = "; ".join(one_line(s["title"]) + ("" if s in new else " (also at the base)")
                       for s in found)
-    return Cell(status, text=str(len(found)), link=step["boot"].get("console"), title=title)
+    text = str(len(found))
+    lockdep = step["boot"].get("lockdep") or {}
+    if lockdep.get("unchecked") or (lockdep and not lockdep.get("built")):
+        text += " (lockdep off)"
+        title = "; ".join(t for t in (title, lockdep.get("detail", "")) if t)
+    return Cell(status, text=text, link=step["boot"].get("console"), title=title)
+
+
+def lockdep_coverage(rec: dict) -> list[tuple[dict, dict]]:
+    """(step, its boot's `lockdep`) for every booted step that says what lockdep checked."""
+    return [(s, s["boot"]["lockdep"]) for s in rec["steps"] if s["boot"].get("lockdep")]
 
 
 def _build_title(build: dict) -> str:

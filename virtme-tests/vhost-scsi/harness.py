@@ -109,13 +109,14 @@ class Suite:
         self.ready(v)
         return v
 
-    def ready(self, v: Vmm) -> None:
+    def ready(self, v: Vmm, lun: int = 0) -> None:
         """TEST UNIT READY until it passes (UNIT ATTENTION is retried)."""
         last = ""
         for _ in range(5):
             resp = v.mem.alloc_pages(1)
             r = sc.simple_cmd(v.mem, "TEST UNIT READY", self.next_tag(),
-                              scsi.cdb_test_unit_ready(), [(resp, scsi.CMD_RESP.size)])
+                              scsi.cdb_test_unit_ready(), [(resp, scsi.CMD_RESP.size)],
+                              lun=lun)
             sc.run(v, [r])
             if not r.problems:
                 return

@@ -75,8 +75,19 @@ class Releaser(threading.Thread):
         self.s.fuse.release()
 
 
+def wait_fetched(v: Vmm, avail_idx: int, timeout: float = 20.0) -> int:
+    """Poll VHOST_GET_VRING_BASE (last_avail_idx) until vhost fetched up to ``avail_idx``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        base = v.dev.get_vring_base(vh.VQ_IO)
+        if base == avail_idx or time.monotonic() > deadline:
+            return base
+        time.sleep(0.01)
+
+
 def phase_inflight_at_log_all(s: Suite, v: Vmm, case: Case, lba: int) -> None:
     """Logging is off on entry and on exit."""
+    s.ready(v, FUSE_LUN)  # its first command on this nexus may get a UNIT ATTENTION
     m = v.mem
     q = v.queues[vh.VQ_IO]
     reqs = []
@@ -90,10 +101,21 @@ def phase_inflight_at_log_all(s: Suite, v: Vmm, case: Case, lba: int) -> None:
     try:
         before = q.used_idx()
         sc.submit(v, reqs)
-        held = s.fuse.wait_held(len(reqs))
-        if held < len(reqs) or q.used_idx() != before:
-            case.fail(f"in flight at LOG_ALL: only {held} of {len(reqs)} READs were held in "
-                      f"the backstore (used idx {before}->{q.used_idx()})")
+        # the target core submits one command at a time per CPU: one READ waits in the
+        # server, the others behind it; all of them fetched by vhost and not completed
+        held = s.fuse.wait_held(1)
+        fetched = wait_fetched(v, q.avail_idx)
+        if not held or fetched != q.avail_idx or q.used_idx() != before:
+            early = q.collect()
+            for head, _ in early:
+                r = next((r for r in reqs if r.head == head), None)
+                if r is not None:
+                    sc.check_cmd(m, r)
+                    case.diag(f"{r.name}: completed before LOG_ALL was set "
+                              f"({'; '.join(r.problems) or 'no problem'})")
+            case.fail(f"in flight at LOG_ALL: {held} READs held in the backstore, vhost "
+                      f"fetched up to {fetched} of {q.avail_idx}, {len(early)} of "
+                      f"{len(reqs)} already completed")
             return
         v.dev.set_log_base(v.log.hva)
         releaser = Releaser(s, threading.get_native_id(), v.dev.fd)

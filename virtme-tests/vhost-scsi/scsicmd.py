@@ -90,8 +90,8 @@ def write10(mem, name: str, tag: int, lba: int, data: bytes, resp: Buf) -> Reque
 
 def simple_cmd(mem, name: str, tag: int, cdb: bytes, writable: list[Buf],
                data_in: int = 0, tpgt: int = 1,
-               expect_response: int = scsi.S_OK) -> Request:
-    hdr = header_page(mem, scsi.cmd_req(cdb, tag, tpgt=tpgt))
+               expect_response: int = scsi.S_OK, lun: int = 0) -> Request:
+    hdr = header_page(mem, scsi.cmd_req(cdb, tag, tpgt=tpgt, lun=lun))
     poison(mem, writable)
     return Request(name, 2, [(hdr, scsi.CMD_REQ.size)], list(writable), data_in=data_in,
                    expect_response=expect_response)
