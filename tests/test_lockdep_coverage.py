@@ -29,7 +29,7 @@ def events(states: list[int | None]) -> list[dict]:
             shape.append((kind, {"suite": "vhost-scsi", "program": PROG, "case": n}))
     shape.append(("program-end", {"suite": "vhost-scsi", "program": PROG}))
     assert len(states) == len(shape)
-    return [{"event": k, "debug_locks": d, **f} for (k, f), d in zip(shape, states)]
+    return [{"event": k, "debug_locks": d, **f} for (k, f), d in zip(shape, states, strict=True)]
 
 
 def warmup_report() -> list[splatmod.Splat]:
