@@ -70,3 +70,10 @@ def test_on_throughout_and_not_built_and_unknown() -> None:
     assert not none["built"] and not none["known"]
     unknown = lockdep.coverage(LOCKDEP_ON, events([None] * 9), [], NAMES)
     assert unknown["built"] and not unknown["known"] and "did not report" in unknown["detail"]
+
+
+def test_a_case_that_never_ended_is_not_counted_checked() -> None:
+    evs = events([1] * 9)[:5]           # the guest died in case 2
+    ld = lockdep.coverage(LOCKDEP_ON, evs, [], NAMES)
+    assert ld["checked"] == ["vhost-scsi/io-bitmap"]
+    assert ld["unchecked"] == ["vhost-scsi/migration"]

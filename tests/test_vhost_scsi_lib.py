@@ -255,6 +255,9 @@ def test_lio_setup_writes_the_configfs_steps(tmp_path, monkeypatch) -> None:
     import lio
 
     monkeypatch.setattr(lio, "TARGET", str(tmp_path / "target"))
+    prove = tmp_path / "prove_locking"
+    prove.write_text("1")
+    monkeypatch.setattr(lio, "PROVE_LOCKING", str(prove))
     (tmp_path / "target").mkdir()
     disk = tmp_path / "disk0.img"
     lio.make_backing_file(str(disk), 4, scsi.pattern)
@@ -267,9 +270,15 @@ def test_lio_setup_writes_the_configfs_steps(tmp_path, monkeypatch) -> None:
     tpg = tmp_path / "target/vhost/naa.5001405000000001/tpgt_1"
     assert os.readlink(tpg / "lun/lun_0/port0") == str(bs)
     assert (tpg / "nexus").read_text() == "naa.5001405000000002"
+    assert prove.read_text() == "1"         # lockdep checks again once set up
+    with lio.lockdep_unchecked():
+        with lio.lockdep_unchecked():
+            assert prove.read_text() == "0"
+        assert prove.read_text() == "0"     # the outer use still holds it off
+    assert prove.read_text() == "1"
     t.remove()
     assert not (tpg / "lun/lun_0").exists() and not disk.exists()
-    assert (tpg / "nexus").read_text() == "NULL"
+    assert (tpg / "nexus").read_text() == "NULL" and prove.read_text() == "1"
 
 
 def test_case_failure_names_the_gpas() -> None:

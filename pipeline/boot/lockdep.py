@@ -56,6 +56,7 @@ def coverage(kconfig: dict[str, str], events: list[dict], found: list[Splat],
             out["reason"] = {"title": first.title, "allowed": first.allowed,
                              "test": names.get(first.window) if first.window else None}
     on_at_start: dict[Window, bool] = {}
+    ended: set[Window] = set()
     for e in states:
         if e.get("event") not in ("case-start", "case-end"):
             continue
@@ -65,10 +66,14 @@ def coverage(kconfig: dict[str, str], events: list[dict], found: list[Splat],
             continue
         if e["event"] == "case-start":
             on_at_start[key] = e["debug_locks"] == 1
-        elif on_at_start.get(key, False) and e["debug_locks"] == 1:
+            continue
+        ended.add(key)
+        if on_at_start.get(key, False) and e["debug_locks"] == 1:
             out["checked"].append(name)
         else:
             out["unchecked"].append(name)
+    # a case that never ended (the guest died, the program hung) was not seen checked
+    out["unchecked"] += [names[k] for k in on_at_start if k not in ended and k in names]
     if off is None:
         out["detail"] = "lockdep was on from boot to the end of the last case"
     else:
