@@ -64,6 +64,19 @@ def test_every_step_applies_builds_and_boots_cleanly(default_run: dict) -> None:
         assert smoke and all(t["status"] == "pass" for t in smoke), smoke
 
 
+def test_lockdep_checks_every_case_at_every_step(default_run: dict) -> None:
+    """The suite's configfs changes run with prove_locking 0 (virtme-tests/vhost-scsi/lio.py),
+    so 6.12's tv_tpg_mutex/configfs report is never provoked and lockdep stays on: every
+    smoke and vhost-scsi case is checked, at every step, and the record says so."""
+    cases = {f"vhost-scsi/{c}" for c in (*FIXED_BY, *ALWAYS_PASS)}
+    for step in default_run["record"]["steps"]:
+        ld = step["boot"]["lockdep"]
+        assert ld["built"] and ld["known"], (step["index"], ld)
+        assert ld["off_from"] is None and ld["unchecked"] == [], (step["index"], ld)
+        assert cases <= set(ld["checked"]), (step["index"], ld)
+        assert any(c.startswith("smoke/") for c in ld["checked"]), ld
+
+
 def test_the_base_build_of_a_no_boot_run_is_reused_and_booted(default_run: dict,
                                                                mixed_run: dict) -> None:
     base = default_run["record"]["steps"][0]
