@@ -2,13 +2,15 @@
 """Mutant benchmark: do the vhost-scsi checks catch the wrong fixes kept in tests/mutants/, and
 pass on the default series, run after run?
 
-For the default series and for each mutant (a patch on the series' tip), `kpipe run --no-boot`
-builds the tip (a mutant is formatted with the series into one 7-patch series by real git in
-a scratch clone of the imported tree, so only its tip is new); then each tip is booted N
-times the way a run boots a step (pipeline.boot.step, the vhost-scsi suite), the targets
-taking turns so that host load falls on all of them alike. Each boot prints the status of
-the case that must notice the mutant and the first line of its message; the end prints
-"caught k of N" per mutant and "passed k of N" for the series.
+`kpipe run --no-boot` builds the default series, then one longer series made by real git in
+a scratch clone of the imported tree: the series, then each mutant (a patch on the series'
+tip) followed by its revert, so that every mutant's tree is a step of one run and is built
+incrementally after the one before (a run whose first steps are reused starts from an empty
+O= directory: one full compile, from ccache, instead of one per mutant). Then the series' tip
+and each mutant's step are booted N times the way a run boots a step (pipeline.boot.step,
+the vhost-scsi suite), the targets taking turns so that host load falls on all of them alike.
+Each boot prints the status of the case that must notice the mutant and the first line of its
+message; the end prints "caught k of N" per mutant and "passed k of N" for the series.
 
 Reads the series in patches/vhost-scsi-log-6.12/ and tests/mutants/*.patch; writes its runs
 under $KPIPE_REPORTS (set it to keep them apart) and boot output into a scratch directory.
@@ -57,8 +59,9 @@ def kpipe_build(series: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def mutant_series(record: dict, mutant: Path, out: Path) -> Path:
-    """The default series plus `mutant`, formatted by git on the base the series ran on."""
+def mutant_series(record: dict, mutants: list[Path], out: Path) -> Path:
+    """The default series, then each of `mutants` and its revert, formatted by git on the base
+    the series ran on; the mutant of `mutants[i]` is step 7 + 2i."""
     base = record["base"]["commit"]
     clone = out / "tree"
     subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout",
@@ -68,22 +71,29 @@ def mutant_series(record: dict, mutant: Path, out: Path) -> Path:
         git(clone, "config", key, value)
     patches = sorted(str(p) for p in paths.DEFAULT_SERIES.glob("0*.patch")
                      if not p.name.startswith("0000-"))
-    git(clone, "am", "-q", *patches, str(mutant))
+    git(clone, "am", "-q", *patches)
+    for i, mutant in enumerate(mutants):
+        git(clone, "am", "-q", str(mutant))
+        if i < len(mutants) - 1:
+            git(clone, "revert", "--no-edit", "HEAD")
     series = out / "series"
     git(clone, "format-patch", "-q", "--thread", "--cover-letter", f"--base={base}",
         "-o", str(series), f"{base}..HEAD")
     cover = next(series.glob("0000-*.patch"))
-    cover.write_text(cover.read_text().replace("*** SUBJECT HERE ***",
-                                               f"vhost-scsi log series + mutant {mutant.stem}"))
+    cover.write_text(cover.read_text().replace(
+        "*** SUBJECT HERE ***", "vhost-scsi log series + mutants "
+        + ", ".join(m.stem for m in mutants)))
     shutil.rmtree(clone)
     return series
 
 
-def tip(record: dict) -> tuple[Path, str]:
+def built_step(record: dict, index: int | None = None) -> tuple[Path, str]:
+    """The directory and LOCALVERSION of step `index` (default: the tip), which must build."""
     run_dir = paths.runs_dir() / record["run_id"]
-    step = max(record["steps"], key=lambda s: s["index"])
+    seq = sorted(record["steps"], key=lambda s: s["index"])
+    step = seq[-1] if index is None else seq[index]
     if step["build"]["status"] != "pass":
-        sys.exit(f"run {record['run_id']}: the tip did not build")
+        sys.exit(f"run {record['run_id']}: step {step['index']} did not build")
     return run_dir / step["dir"], step["localversion"]
 
 
@@ -113,14 +123,17 @@ def main() -> int:
     try:
         t0 = time.monotonic()
         base_rec = kpipe_build(paths.DEFAULT_SERIES)
-        targets = {"series": tip(base_rec)}
+        targets = {"series": built_step(base_rec)}
         print(f"series: run {base_rec['run_id']} ({time.monotonic() - t0:.0f} s)", flush=True)
-        for name in args.mutant or sorted(CATCHES):
-            t0 = time.monotonic()
-            series = mutant_series(base_rec, MUTANTS / f"{name}.patch", scratch / name)
-            rec = kpipe_build(series)
-            targets[name] = tip(rec)
-            print(f"{name}: run {rec['run_id']} ({time.monotonic() - t0:.0f} s)", flush=True)
+        names = args.mutant or sorted(CATCHES)
+        t0 = time.monotonic()
+        rec = kpipe_build(mutant_series(base_rec, [MUTANTS / f"{n}.patch" for n in names],
+                                        scratch / "mutants"))
+        tip_index = len(base_rec["steps"]) - 1
+        for i, name in enumerate(names):
+            targets[name] = built_step(rec, tip_index + 1 + 2 * i)
+        print(f"mutants {', '.join(names)}: run {rec['run_id']} "
+              f"({time.monotonic() - t0:.0f} s)", flush=True)
         if args.build_only:
             return 0
         settings = bootstep.default_settings()
