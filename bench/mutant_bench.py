@@ -15,7 +15,8 @@ message; the end prints "caught k of N" per mutant and "passed k of N" for the s
 Reads the series in patches/vhost-scsi-log-6.12/ and tests/mutants/*.patch; writes its runs
 under $KPIPE_REPORTS (set it to keep them apart) and boot output into a scratch directory.
 
-    .venv/bin/python bench/mutant_bench.py [-n 5] [--mutant NAME ...] [--keep DIR] [--build-only]
+    .venv/bin/python bench/mutant_bench.py [-n 5] [--mutant NAME ...] [--no-series]
+        [--series-step STEP_DIR] [--parallel N] [--keep DIR] [--build-only]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,56 +112,79 @@ def verdict(name: str, tests: dict[str, dict]) -> tuple[bool, str]:
         f"{case} {t.get('status', 'missing')}: {msg}"
 
 
+def boot_once(name: str, n: int, step: Path, localversion: str, out: Path,
+              settings: bootstep.BootSettings) -> tuple[str, bool, str]:
+    """One boot of target `name`; (name, as wanted, the line to print)."""
+    t0 = time.monotonic()
+    res = bootstep.boot_and_test(step / "bzImage", step / "System.map", step / ".config",
+                                 localversion, ["vhost-scsi"], out, settings)
+    ok, shown = verdict(name, {t["case"]: t for t in res.get("tests", [])})
+    return name, ok, (f"{n} {name:20} {'as wanted' if ok else 'NOT AS WANTED':13} "
+                      f"boot {res['boot']['status']} {time.monotonic() - t0:5.0f} s  {shown}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=5, help="boots per target (default 5)")
     ap.add_argument("--mutant", action="append", choices=sorted(CATCHES),
                     help="mutants to run (default: all)")
+    ap.add_argument("--no-series", action="store_true",
+                    help="boot only the mutants (the series is still built: they need it)")
+    ap.add_argument("--series-step", type=Path,
+                    help="boot this built step of a kpipe run as the series' tip, and build "
+                         "and boot no mutant")
+    ap.add_argument("--parallel", type=int, default=1, help="boots at a time (default 1)")
     ap.add_argument("--keep", type=Path, help="keep each boot's directory under KEEP")
     ap.add_argument("--build-only", action="store_true", help="build the tips, boot nothing")
     args = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="kpipe-mutant-bench-"))
     t_start = time.monotonic()
+    targets: dict[str, tuple[Path, str]] = {}
     try:
-        t0 = time.monotonic()
-        base_rec = kpipe_build(paths.DEFAULT_SERIES)
-        targets = {"series": built_step(base_rec)}
-        print(f"series: run {base_rec['run_id']} ({time.monotonic() - t0:.0f} s)", flush=True)
-        names = args.mutant or sorted(CATCHES)
-        t0 = time.monotonic()
-        rec = kpipe_build(mutant_series(base_rec, [MUTANTS / f"{n}.patch" for n in names],
-                                        scratch / "mutants"))
-        tip_index = len(base_rec["steps"]) - 1
-        for i, name in enumerate(names):
-            targets[name] = built_step(rec, tip_index + 1 + 2 * i)
-        print(f"mutants {', '.join(names)}: run {rec['run_id']} "
-              f"({time.monotonic() - t0:.0f} s)", flush=True)
+        if args.series_step:
+            targets["series"] = (args.series_step, bootstep_localversion(args.series_step))
+        else:
+            t0 = time.monotonic()
+            base_rec = kpipe_build(paths.DEFAULT_SERIES)
+            if not args.no_series:
+                targets["series"] = built_step(base_rec)
+            print(f"series: run {base_rec['run_id']} ({time.monotonic() - t0:.0f} s)",
+                  flush=True)
+            names = args.mutant or sorted(CATCHES)
+            t0 = time.monotonic()
+            rec = kpipe_build(mutant_series(base_rec, [MUTANTS / f"{n}.patch" for n in names],
+                                            scratch / "mutants"))
+            tip_index = len(base_rec["steps"]) - 1
+            for i, name in enumerate(names):
+                targets[name] = built_step(rec, tip_index + 1 + 2 * i)
+            print(f"mutants {', '.join(names)}: run {rec['run_id']} "
+                  f"({time.monotonic() - t0:.0f} s)", flush=True)
         if args.build_only:
             return 0
         settings = bootstep.default_settings()
         good = {name: 0 for name in targets}
-        for n in range(1, args.n + 1):
-            for name, (step, localversion) in targets.items():
-                out = (args.keep or scratch) / f"{name}-{n}"
-                t0 = time.monotonic()
-                res = bootstep.boot_and_test(step / "bzImage", step / "System.map",
-                                             step / ".config", localversion, ["vhost-scsi"],
-                                             out, settings)
-                tests = {t["case"]: t for t in res.get("tests", [])}
-                ok, shown = verdict(name, tests)
+        jobs = [(name, n, *targets[name], (args.keep or scratch) / f"{name}-{n}", settings)
+                for n in range(1, args.n + 1) for name in targets]
+        with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+            for name, ok, line in pool.map(lambda j: boot_once(*j), jobs):
                 good[name] += ok
-                print(f"{n} {name:20} {'as wanted' if ok else 'NOT AS WANTED':13} "
-                      f"boot {res['boot']['status']} {time.monotonic() - t0:5.0f} s  {shown}",
-                      flush=True)
-                if not args.keep:
-                    shutil.rmtree(out, ignore_errors=True)
+                print(line, flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for name, k in good.items():
         word = "passed" if name == "series" else "caught"
         print(f"{name}: {word} {k} of {args.n}")
-    print(f"wall time {time.monotonic() - t_start:.0f} s, host CPUs {os.cpu_count()}")
+    print(f"wall time {time.monotonic() - t_start:.0f} s, {args.parallel} boot(s) at a time, "
+          f"host CPUs {os.cpu_count()}")
     return 0 if all(k == args.n for k in good.values()) else 1
+
+
+def bootstep_localversion(step: Path) -> str:
+    """A built step's LOCALVERSION, from its run's record."""
+    run_dir = step.resolve().parents[2]
+    rel = str(step.resolve().relative_to(run_dir))
+    rec = json.loads((run_dir / "results.json").read_text())
+    return next(s["localversion"] for s in rec["steps"] if s["dir"] == rel)
 
 
 if __name__ == "__main__":
