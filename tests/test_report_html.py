@@ -49,3 +49,32 @@ def test_logs_missing_from_a_run_are_said_so(tmp_path: Path) -> None:
     (run_dir / failed["log"]).unlink()
     page = html.render_run(rec, run_dir)
     assert f"Log <code>{failed['log']}</code> is not kept with this run." in page
+
+
+def test_lockdep_coverage_is_said_per_step_and_in_the_splats_cell(tmp_path: Path) -> None:
+    from pipeline.boot import lockdep, splats
+
+    run_dir, rec = copy_run("default-series", tmp_path)
+    log = Path(__file__).parent / "golden" / "dmesg" / "vhost-scsi-lockdep.log"
+    found = [s for s in splats.scan(log.read_text(), splats.load_patterns())
+             if s.kind == "lockdep"]
+    prog, names = "vhost_scsi_tests.py", {("vhost-scsi", "vhost_scsi_tests.py", 1):
+                                          "vhost-scsi/io-bitmap"}
+    evs = [{"event": "runner-start", "debug_locks": 1},
+           {"event": "program-start", "debug_locks": 1, "suite": "vhost-scsi", "program": prog}]
+    case = [{"event": k, "suite": "vhost-scsi", "program": prog, "case": 1}
+            for k in ("case-start", "case-end")]
+    on = {"CONFIG_PROVE_LOCKING": "y"}
+    rec["steps"][0]["boot"]["lockdep"] = lockdep.coverage(
+        on, evs + [{**e, "debug_locks": 0} for e in case], found, names)
+    rec["steps"][1]["boot"]["lockdep"] = lockdep.coverage(
+        on, evs + [{**e, "debug_locks": 1} for e in case], [], names)
+    page = html.render_run(rec, run_dir)
+    assert "<h2>Lockdep coverage</h2>" in page
+    assert "<b>off from vhost-scsi set-up, before its first case</b>" in page
+    assert "(allow-listed); 1 of 1 cases ran without it" in page
+    assert "on throughout: 1 cases checked" in page
+    row0 = page[page.index('<tr data-step="0">'):page.index('<tr data-step="1">')]
+    assert "(lockdep off)" in row0
+    row1 = page[page.index('<tr data-step="1">'):]
+    assert "(lockdep off)" not in row1[:row1.index("</tr>")]
