@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pipeline import paths
@@ -22,6 +22,7 @@ from pipeline.boot import splats as splatmod
 from pipeline.boot import suites as suitemod
 from pipeline.boot import vng as bootmod
 from pipeline.boot.vng import BootSettings
+from pipeline.build import kconfig
 
 RUNNER = paths.VIRTME_TESTS_DIR / "runner.py"
 GUEST_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
@@ -31,6 +32,18 @@ OOM_RE = re.compile(r"invoked oom-killer|Out of memory: Killed process")
 def default_settings() -> BootSettings:
     """The settings a run uses unless told otherwise (TCG-safe: 1 vCPU, 1 GiB)."""
     return BootSettings()
+
+
+def settings_for(config: str) -> BootSettings:
+    """The default boot settings, with the named config's own boot timeout if it has one."""
+    settings = default_settings()
+    timeout = kconfig.load_spec(config).boot_timeout  # a named config of configs.toml
+    return replace(settings, boot_timeout=float(timeout)) if timeout else settings
+
+
+def settings_record(settings: BootSettings) -> dict:
+    """The settings as the record (and the reuse key) hold them."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -143,8 +156,7 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         "accel_reason": outcome.accel_reason,
         "guest_release": info.get("release"),
         "command": (out_dir / f"command-{len(outcome.attempts)}.txt").read_text().strip(),
-        "settings": {k: str(v) if isinstance(v, Path) else v
-                     for k, v in asdict(settings).items()},
+        "settings": settings_record(settings),
         "allowed_splats": [{"kind": s.kind, "title": s.title, "reason": s.allowed}
                            for s in found if s.allowed],
         "leftover_qemu": any(a.leftover for a in outcome.attempts),

@@ -5,7 +5,8 @@ be `=y`, one or more [[program]] tables with `path` relative to the suite direct
 `timeout` in seconds; optional `memory_mb`, the guest memory the suite needs, and `steps`,
 "all" (the default) or "ends": a slow suite that runs at the base and the tip only unless the
 run says `--slow-steps all`), a step's `.config`, and `configs/suites.txt` (one suite name per
-line, `#` comments). Writes nothing.
+line, `#` comments). A suite named with a `/` is a path to a suite folder anywhere (the tests
+keep their test-only suites under tests/suites/). Writes nothing.
 """
 
 from __future__ import annotations
@@ -45,10 +46,20 @@ class Suite:
 STEPS_RULES = ("all", "ends")
 SLOW_STEPS = ("ends", "all")  # --slow-steps: where suites with steps = "ends" run
 
+
+def suite_dir(name: str, root: Path | None = None) -> Path:
+    """Where suite `name` lives: virtme-tests/<name>/ (or root/<name>), or the folder it names
+    when it holds a `/`."""
+    if "/" in name:
+        return Path(name).resolve()
+    return (root or paths.VIRTME_TESTS_DIR) / name
+
+
 def load_suite(name: str, root: Path | None = None) -> Suite:
-    """Load and validate virtme-tests/<name>/suite.toml."""
-    directory = (root or paths.VIRTME_TESTS_DIR) / name
+    """Load and validate virtme-tests/<name>/suite.toml (or <name>/suite.toml for a path)."""
+    directory = suite_dir(name, root)
     toml_path = directory / "suite.toml"
+    name = directory.name if "/" in name else name
     if not toml_path.is_file():
         raise SuiteError(f"suite {name!r}: {toml_path} not found")
     try:

@@ -3,9 +3,17 @@
 Reads the run index (pipeline/record/index.py) and the earlier run's results.json it names;
 writes hard links to the artifacts and logs of a reused step into the new run's step directory.
 A step's key hashes everything its result depends on (tree commit, the patch ids up to it, the
-config, suite files, kpipe's version, the boot settings: timeout, guest memory, --slow-steps),
-so an unchanged step is reused and a changed one rebuilt. A second, build-only key lets a run
-that boots reuse the build of a `--no-boot` run (or one whose suites changed) and boot it anew.
+config, and by content: kpipe's code that applies, builds, boots, tests and judges, configs/
+with the splat lists, virtme-tests/ with the guest runner, the QEMU and vng versions, the boot
+settings: timeout, guest memory, --slow-steps), so an unchanged step is reused and a changed
+one redone. A second, build-only key (the commit, patches, config, the compiler and kpipe's
+apply and build code) lets a run reuse an earlier build and boot it anew: a `--no-boot` run's,
+or one whose suites, splat lists or boot settings changed. A step whose boot timed out is
+never reused.
+
+Reads (for the content hashes) the files under pipeline/, configs/ and virtme-tests/ of
+kpipe's home (pipeline/paths.py: $KPIPE_HOME moves configs/ and virtme-tests/) and the
+`--version` of gcc, qemu-system-x86_64 and vng.
 """
 
 from __future__ import annotations
@@ -15,8 +23,11 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+from functools import cache
 from pathlib import Path
 
+import pipeline
 from pipeline import paths
 from pipeline.record import index, store
 from pipeline.record.store import kpipe_version
@@ -33,6 +44,60 @@ def boot_key(memory_mb: int | None, slow_steps: str) -> dict:
     """The boot settings a booted step's key holds besides the suites' files: the guest
     memory the suites ask for, and where slow suites run (--slow-steps)."""
     return {"guest_memory_mb": memory_mb, "slow_steps": slow_steps}
+
+
+CODE = Path(pipeline.__file__).resolve().parent
+# kpipe's code a step's result depends on: everything but the renderers (report/), the
+# command line and the terminal output; the build key takes only what applies and builds.
+RESULT_CODE = ("intake", "build", "boot", "record", "run", "fanout", "options.py", "errors.py",
+               "paths.py", "atomic.py", "locking.py")
+BUILD_CODE = ("intake/apply.py", "intake/apply_series.py", "intake/worktree.py", "build")
+
+
+def tree_hash(roots: list[Path], pattern: str = "*") -> str:
+    """A content hash of the files under `roots` (a root may be a file), named relative to
+    their root: the same content anywhere gives the same hash."""
+    digest = hashlib.sha256()
+    for root in roots:
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob(pattern) if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(f"{root.name}/{path.relative_to(root)}".encode() if path != root
+                          else root.name.encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def tool_version(*cmd: str) -> str | None:
+    """The first line a tool prints for `cmd` (its --version), None when it cannot run."""
+    try:
+        out = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
+
+
+def build_inputs() -> dict:
+    """What a build depends on besides its commit, patches and config."""
+    return {"build_code": tree_hash([CODE / p for p in BUILD_CODE], "*.py"),
+            "compiler": tool_version("gcc", "--version")}
+
+
+def result_inputs(vng: Path) -> dict:
+    """What a booted and tested step depends on besides its build, its suites and its boot
+    settings: kpipe's judging code, configs/, virtme-tests/, QEMU and vng."""
+    return {"code": tree_hash([CODE / p for p in RESULT_CODE], "*.py"),
+            "configs": tree_hash([paths.CONFIGS_DIR]),
+            "virtme_tests": tree_hash([paths.VIRTME_TESTS_DIR]),
+            "qemu": tool_version("qemu-system-x86_64", "--version"),
+            "vng": tool_version(str(vng), "--version")}
+
+
+def timed_out(step: dict) -> bool:
+    """The step's boot (or its guest run) ended in a timeout (its last attempt did)."""
+    attempts = step["boot"].get("attempts") or [{}]
+    return "timeout" in (attempts[-1].get("reason") or "")
 
 
 def suite_hashes(suite_dirs: list[Path]) -> dict[str, str]:
@@ -52,9 +117,12 @@ def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, 
     `key` and whose result is not an infrastructure error (looked up in the run index; when
     SQLite cannot answer, a full disk say, in the records themselves)."""
     try:
-        return index.find_step(paths.reports_dir(), key, exclude_run, field)
+        found = index.find_step(paths.reports_dir(), key, exclude_run, field)
     except sqlite3.Error:
-        return find_reusable_scan(key, exclude_run, field)
+        found = find_reusable_scan(key, exclude_run, field)
+    if found and field == "key" and timed_out(found[1]):
+        return None  # a timeout says more about the host's load than about the step
+    return found
 
 
 def find_reusable_scan(key: str, exclude_run: str,

@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.build import kconfig
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
@@ -29,10 +28,7 @@ def boot_settings(config: str, suites: list[Suite] | None = None) -> BootSetting
     from pipeline.boot import step as bootstep
     from pipeline.boot import suites as suitemod
 
-    settings = bootstep.default_settings()
-    timeout = kconfig.load_spec(config).boot_timeout  # a named config of configs.toml
-    if timeout:
-        settings = replace(settings, boot_timeout=float(timeout))
+    settings = bootstep.settings_for(config)
     return replace(settings, memory_mb=suitemod.guest_memory(suites or [], settings.memory_mb))
 
 

@@ -1,11 +1,12 @@
 """Which steps of a run were done before: each config's reuse keys, the look-up of an earlier
 step with the same key, and linking its files into this run.
 
-Reads the configs (configs/, the base's defconfig), the suites' files and earlier runs'
-records (pipeline/record/keys.py); writes links to the earlier steps' files into this run's
-step directories (link). A whole step (built, booted, tested) is reused by its key; a booting
-run also reuses a step that was only built before (its build key): the look-up says so
-(Reusable.boot_here) and the run boots it (pipeline/run/walk.py). Nothing here boots.
+Reads the configs (configs/, the base's defconfig), the suites' files, kpipe's own code and
+tool versions (for the keys) and earlier runs' records (pipeline/record/keys.py); writes links
+to the earlier steps' files into this run's step directories (link). A whole step (built,
+booted, tested) is reused by its key; a booting run also reuses a step that was only built
+before (its build key): the look-up says so (Reusable.boot_here) and the run boots it
+(pipeline/run/walk.py). Nothing here boots.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import paths
 from pipeline.boot import suites as suitemod
 from pipeline.build import kconfig
 from pipeline.fanout import plan as planmod
@@ -39,7 +39,7 @@ def plan_configs(opts: RunOptions, tree_path: Path, base_commit: str,
     read_tree_file = kconfig.git_reader(tree_path, base_commit)
     frozen = {c["name"]: c["hash"] for c in (opts.plan or {}).get("configs", [])}
     patch_ids = [apply.patch_id(p) for p in patch_files]
-    suite_dirs = [paths.VIRTME_TESTS_DIR / s for s in suitemod.for_run(opts.boot, opts.suites)]
+    suite_dirs = [suitemod.suite_dir(s) for s in suitemod.for_run(opts.boot, opts.suites)]
     plan = {}
     for name in opts.configs:
         spec = kconfig.load_spec(name, opts.fragments)
@@ -48,14 +48,13 @@ def plan_configs(opts: RunOptions, tree_path: Path, base_commit: str,
             raise planmod.PlanError(f"config {name}: its files here (configs/, the base's "
                                     f"defconfig) differ from the plan's (hash {spec_hash}, "
                                     f"plan {frozen.get(name)})")
-        extra = {"boot": opts.boot, "suites": steps.suite_hashes(suite_dirs), "config_name": name}
-        if opts.boot and spec.boot_timeout:
-            extra["boot_timeout"] = spec.boot_timeout
+        build_extra = {"config_name": name, **steps.build_inputs()}
+        extra = {**build_extra, "boot": opts.boot, "suites": steps.suite_hashes(suite_dirs)}
         if opts.boot:
-            extra |= steps.boot_key(guest_memory(opts), opts.slow_steps)
+            extra |= boot_inputs(name) | steps.boot_key(guest_memory(opts), opts.slow_steps)
         keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, extra)
                 for k in range(len(patch_files) + 1)]
-        build_keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, {"config_name": name})
+        build_keys = [steps.step_key(base_commit, patch_ids[:k], spec_hash, build_extra)
                       for k in range(len(patch_files) + 1)]
         plan[name] = ConfigPlan(spec, spec_hash, keys, build_keys)
     return plan
@@ -69,6 +68,17 @@ def guest_memory(opts: RunOptions) -> int | None:
     except suitemod.SuiteError:
         return None
     return suitemod.guest_memory(loaded, 0) or None
+
+
+def boot_inputs(config: str) -> dict:
+    """What a booted step's result depends on beyond its build: the boot settings (but where
+    vng lives), kpipe's judging code, configs/, virtme-tests/, the QEMU and vng versions."""
+    from pipeline.boot import step as bootstep  # imported only by runs that boot
+
+    settings = bootstep.settings_for(config)
+    record = bootstep.settings_record(settings)
+    record.pop("vng")
+    return {"boot_settings": record, **steps.result_inputs(settings.vng)}
 
 
 @dataclass(frozen=True)
