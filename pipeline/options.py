@@ -31,6 +31,7 @@ class RunOptions:
     plan: dict | None = None
     shard: int | None = None
     run_dir: Path | None = None
+    confirm: int = 1  # re-runs of each deciding failure (0: none)
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:

@@ -89,3 +89,34 @@ def test_a_test_failing_at_base_and_tip_is_fails_at_tip() -> None:
     assert _kinds(steps) == [("fails-at-tip", 2), ("fixed-by", 2)]
     rec = {"verdicts": verdicts.compute(steps), "steps": steps}
     assert verdicts.exit_code(rec) == 1
+
+
+def test_the_failing_side_of_each_change_and_a_failing_tip_are_confirmed() -> None:
+    steps = [_step(0, {"a": "pass", "b": "fail", "c": "fail"}),
+             _step(1, {"a": "fail", "b": "fail", "c": "fail"}),
+             _step(2, {"a": "fail", "b": "pass", "c": "fail"}),
+             _step(3, {"a": "fail", "b": "pass", "c": "pass"})]
+    todo = verdicts.to_confirm(steps, tip=3)
+    # a: 0->1 (1 fails) and the tip; b: 1->2 (1 fails); c: 2->3 (2 fails)
+    assert todo == {("default", 1): {"s/a", "s/b"}, ("default", 3): {"s/a"},
+                    ("default", 2): {"s/c"}}
+    # a shard that ran steps 1..2 alone cannot see 0 or 3: its failures at both ends decide
+    shard = steps[1:3]
+    assert verdicts.to_confirm(shard, tip=3) == {("default", 1): {"s/b"}}
+    ends = frozenset({("default", 1), ("default", 2)})
+    assert verdicts.to_confirm(shard, tip=3, open_ends=ends) == {
+        ("default", 1): {"s/a", "s/b", "s/c"}, ("default", 2): {"s/a", "s/c"}}
+
+
+def test_a_case_whose_attempts_disagree_is_flaky_and_never_a_regression() -> None:
+    steps = [_step(0, {"a": "pass"}), _step(1, {"a": "fail"})]
+    test = steps[1]["tests"][0]
+    test["attempts"] = [{"attempt": 1, "status": "fail"}, {"attempt": 2, "status": "fail"}]
+    verdicts.judge_attempts(test)
+    assert test["status"] == "fail" and _kinds(steps) == [("regressed-at", 1)]
+    assert verdicts.to_confirm(steps, tip=1) == {}  # confirmed once: never re-run again
+    test["attempts"][1]["status"] = "pass"
+    verdicts.judge_attempts(test)
+    assert test["status"] == "flaky"
+    assert _kinds(steps) == [("flaky", 1)]
+    assert verdicts.exit_code({"verdicts": verdicts.compute(steps), "steps": steps}) == 0

@@ -2,7 +2,9 @@
 """kpipe's in-guest test runner (stdlib only: the guest runs the host's root fs read-only).
 
 Reads PLAN (a JSON file the host wrote into the results directory: the suites, each with its
-programs and timeouts, and the environment to pass them). Runs each program as root with its
+programs and timeouts, the environment to pass them, and which attempt on this kernel this
+boot is: 1 the first run, 2 and on the re-runs that confirm a failure; programs get it as
+$KPIPE_ATTEMPT). Runs each program as root with its
 timeout, reads its KTAP stdout line by line and writes a marker to /dev/kmsg as each case starts
 (`kpipe: case <suite>/<n> start prog=<program>`: after the plan line and after each result
 line), so the host can attribute kernel splats to the case whose window they fall in.
@@ -245,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     programs = []
     for suite in plan["suites"]:
         for prog in suite["programs"]:
-            programs.append(run_program(r, suite, prog, plan.get("env", {})))
+            env = {**plan.get("env", {}), "KPIPE_ATTEMPT": str(plan.get("attempt", 1))}
+            programs.append(run_program(r, suite, prog, env))
             write_json(resdir / "results.partial.json", {"programs": programs})
     kmemleak = kmemleak_scan(r) if plan.get("kmemleak", True) else None
     r.mark("runner end")

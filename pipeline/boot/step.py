@@ -53,9 +53,10 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _plan(run: list[suitemod.Suite], localversion: str) -> dict:
+def _plan(run: list[suitemod.Suite], localversion: str, attempt: int) -> dict:
     return {
         "env": {"KPIPE_LOCALVERSION": localversion},
+        "attempt": attempt,
         "sysctl": {"kernel.hung_task_timeout_secs": 10},
         "kmemleak": True,
         "suites": [{"name": s.name, "dir": str(s.directory),
@@ -89,8 +90,9 @@ def boot_status(outcome: bootmod.BootOutcome) -> tuple[str, str]:
 
 def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: str,
                   suites: list[str], out_dir: Path, settings: BootSettings,
-                  suites_root: Path | None = None) -> dict:
-    """Boot one step's kernel, run `suites` in the guest, scan the kernel log for splats."""
+                  suites_root: Path | None = None, attempt: int = 1) -> dict:
+    """Boot one step's kernel, run `suites` in the guest, scan the kernel log for splats.
+    `attempt` says which run on this kernel it is (the guest runner passes it on)."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -103,7 +105,7 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         return _error_record(f"{bzimage} not found")
     skipped = {s.name: suitemod.missing_requirements(s, kcfg) for s in loaded}
     run = [s for s in loaded if not skipped[s.name]]
-    plan = _plan(run, localversion)
+    plan = _plan(run, localversion, attempt)
     run_timeout = sum(p.timeout for s in run for p in s.programs) + settings.run_margin
 
     def prepare(rwdir: Path) -> None:

@@ -2,7 +2,9 @@
 
 Reads the record's steps; returns the verdict list (DESIGN.md) and the run's exit code. Used by
 the run and by every renderer, so there is one definition of "fixed by", "regressed at" and
-"not bisectable at".
+"not bisectable at", and of which failing results decide a verdict (to_confirm: the run
+re-runs those on the same kernel before the verdicts are written). A `flaky` case (its attempts
+disagreed) is never a regression, never a failing tip: only the `flaky` verdict names it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,44 @@ def step_ok(step: dict) -> bool:
 
 
 def step_passes(step: dict) -> bool:
-    """step_ok, and no test failed or errored."""
-    return step_ok(step) and all(t["status"] in ("pass", "skip") for t in step["tests"])
+    """step_ok, and no test failed or errored (a flaky one does not count against it)."""
+    return step_ok(step) and all(t["status"] in ("pass", "skip", "flaky") for t in step["tests"])
+
+
+FAILING = ("fail", "error")
+
+
+def to_confirm(steps: list[dict], tip: int,
+               open_ends: frozenset[tuple[str, int]] = frozenset()) -> dict[
+        tuple[str, int], set[str]]:
+    """(config, step index) -> the failing `suite/case` names there that decide a verdict and
+    were not re-run yet: the failing side of a change between two steps that ran the case
+    (k-1 and k, or the nearest ones for a suite run at some steps only), and a failing tip.
+    `open_ends` are (config, step) whose neighbour another shard ran: a failing case there is
+    taken as deciding, since this shard cannot see the other side."""
+    out: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for config, seq in _by_config(steps).items():
+        ran: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+        for step in seq:
+            if step_ok(step):
+                for test in step["tests"]:
+                    ran[f"{test['suite']}/{test['case']}"].append((step["index"], test))
+        for name, results in ran.items():
+            statuses = [t["status"] for _, t in results]
+            for pos, (index, test) in enumerate(results):
+                if test["status"] not in FAILING or "attempts" in test:
+                    continue
+                near = statuses[max(pos - 1, 0):pos] + statuses[pos + 1:pos + 2]
+                if index == tip or (config, index) in open_ends or "pass" in near:
+                    out[(config, index)].add(name)
+    return dict(out)
+
+
+def judge_attempts(test: dict) -> None:
+    """Set a re-run case's status from its attempts: flaky when one passed and one failed."""
+    seen = {a["status"] for a in test["attempts"]}
+    if "pass" in seen and seen & set(FAILING):
+        test["status"], test["flaky"] = "flaky", True
 
 
 def _verdict(kind: str, config: str, step: int, detail: str, test: str | None = None) -> dict:

@@ -10,7 +10,7 @@ from pipeline.report import model, summary
 from pipeline.report.env import render
 
 ICON = {"pass": "✅", "applied": "✅", "applied-3way": "✅", "already-present": "✅",
-        "fail": "❌", "conflict": "❌", "error": "⚠️", "known": "⚪"}
+        "fail": "❌", "conflict": "❌", "error": "⚠️", "known": "⚪", "flaky": "🔁"}
 
 
 def icon(status: str) -> str:

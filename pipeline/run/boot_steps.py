@@ -74,30 +74,20 @@ def boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
 def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str,
           progress: Progress) -> None:
     """Boot the step and run its suites (pipeline.boot.step); paths made run-relative."""
-    from pipeline.boot import step as bootstep
     from pipeline.boot import suites as suitemod
 
     try:
         here, left_out = steps_rule(opts, rec, step["index"])
-        names = [s.name for s in here]
+        names, given = [s.name for s in here], [str(s.directory) for s in here]
     except suitemod.SuiteError:  # boot_and_test records it as the step's boot error
-        here, left_out, names = [], [], suitemod.for_run(opts.boot, opts.suites)
+        here, left_out = [], []
+        names = given = suitemod.for_run(opts.boot, opts.suites)
     later = f" ({', '.join(s.name for s in left_out)}: steps rule)" if left_out else ""
     progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "
                            f"suites {', '.join(names) or 'none'}{later}")
-    result = bootstep.boot_and_test(
-        step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
-        step["localversion"], names, step_dir / "boot", boot_settings(step["config"], here))
+    result = boot_once(step, step_dir, f"{step_rel}/boot", given)
     result["tests"] += left_out_tests(rec, step, left_out)
-    prefix = f"{step_rel}/boot/"
     boot_rec = result["boot"]
-    if boot_rec.get("console"):
-        boot_rec["console"] = prefix + boot_rec["console"]
-    for attempt in boot_rec.get("attempts", []):
-        attempt["console"] = prefix + attempt["console"]
-    for test in result["tests"]:
-        if test.get("log"):
-            test["log"] = prefix + test["log"]
     step["boot"], step["tests"], step["splats"] = boot_rec, result["tests"], result["splats"]
     if boot_rec.get("accel"):
         rec["host"]["accel"] = boot_rec["accel"]
@@ -105,3 +95,32 @@ def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str
         rec["host"]["cpu_model"] = boot_rec.get("cpu_model")
     failed = [t for t in result["tests"] if t["status"] not in ("pass", "skip")]
     progress.boot_done(step["index"], boot_rec, result["tests"], failed)
+
+
+def boot_once(step: dict, step_dir: Path, out_rel: str, suites: list[str],
+              attempt: int = 1) -> dict:
+    """One boot of the step's kernel running `suites` (names or suite folders), its output in
+    the run-relative folder out_rel (under step_dir); the result of pipeline.boot.step with
+    run-relative paths."""
+    from pipeline.boot import step as bootstep
+    from pipeline.boot import suites as suitemod
+
+    try:
+        loaded = [suitemod.load_suite(name) for name in suites]  # for the guest memory
+    except suitemod.SuiteError:
+        loaded = []  # boot_and_test records the error as the step's boot
+    out_dir = step_dir / Path(out_rel).name
+    result = bootstep.boot_and_test(
+        step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
+        step["localversion"], suites, out_dir, boot_settings(step["config"], loaded),
+        attempt=attempt)
+    prefix = f"{out_rel}/"
+    boot_rec = result["boot"]
+    if boot_rec.get("console"):
+        boot_rec["console"] = prefix + boot_rec["console"]
+    for one in boot_rec.get("attempts", []):
+        one["console"] = prefix + one["console"]
+    for test in result["tests"]:
+        if test.get("log"):
+            test["log"] = prefix + test["log"]
+    return result

@@ -11,8 +11,8 @@ pool at the base and given back on every path; a run that does not end in order 
 be wiped before its next use.
 
 The stages live in their own modules: reuse keys and look-ups (reuse.py), one config's walk
-over the steps and the all-reused run (walk.py), a shard's lead-in (lead_in.py) and booting
-a step (boot_steps.py). A
+over the steps and the all-reused run (walk.py), a shard's lead-in (lead_in.py), booting
+a step (boot_steps.py) and re-running the failures that decide a verdict (confirm.py). A
 shard's record is partial: no verdicts (the merge computes them) and exit code 0 once complete.
 """
 
@@ -29,6 +29,7 @@ from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
 from pipeline.record import verdicts
+from pipeline.run.confirm import confirm_failures
 from pipeline.run.lead_in import ranges as walk_ranges
 from pipeline.run.reuse import plan_configs
 from pipeline.run.walk import reuse_everything, walk_config
@@ -134,20 +135,21 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
                                    run_dir / "series" / "patches")
     plan = plan_configs(opts, info.path, chosen["commit"], patch_files)
     ranges = walk_ranges(opts, len(patch_files))
-    if reuse_everything(opts, plan, rec, run_dir, progress, ranges):
-        return
-    with pool.place(info.path, chosen["commit"]) as held:
-        wt = held.path
-        rec["host"]["build_place"] = held.as_dict()
-        progress.info(f"build place {wt} ({_place_state(held)}, {held.seconds:.0f} s)")
-        t0 = time.monotonic()
-        applied = apply_series.apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
-        record.stage_time(rec, "apply", t0)
-        for config_name, (first, last) in ranges.items():
-            walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
-                        progress, first, last)
-
-
+    if not reuse_everything(opts, plan, rec, run_dir, progress, ranges):
+        with pool.place(info.path, chosen["commit"]) as held:
+            wt = held.path
+            rec["host"]["build_place"] = held.as_dict()
+            progress.info(f"build place {wt} ({_place_state(held)}, {held.seconds:.0f} s)")
+            t0 = time.monotonic()
+            applied = apply_series.apply_all(wt, patch_files, run_dir, chosen["commit"],
+                                             progress)
+            record.stage_time(rec, "apply", t0)
+            for config_name, (first, last) in ranges.items():
+                walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
+                            progress, first, last)
+    t0 = time.monotonic()
+    if confirm_failures(opts, rec, run_dir, progress, len(patch_files), ranges):
+        record.stage_time(rec, "confirm", t0)
 
 
 def _place_state(held: pool.Place) -> str:
