@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--shard", type=int, help="with --plan: run only this shard's steps into a "
                                              "partial record (see `kpipe merge`)")
     r.add_argument("--no-cache", action="store_true", help="redo every step")
+    r.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                   help="configure and build the series' code with your own rights, network "
+                        "and home (default: inside bubblewrap; a run stops when it cannot)")
     r.add_argument("--confirm", type=int, default=1, metavar="N",
                    help="re-run each failure that decides a verdict N times in a fresh boot "
                         "before the verdict is written (default 1; 0: off)")
@@ -178,7 +181,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.confirm < 0:
         return _bad_input("--confirm N: N is 0 or more")
     common = {"tree": args.tree, "no_cache": args.no_cache, "jobs": args.jobs,
-              "confirm": args.confirm,
+              "confirm": args.confirm, "sandbox": args.sandbox,
               "argv": ["kpipe", *argv], "run_dir": args.run_dir}
     if args.plan is not None:
         fixed = [name for name, given in (

@@ -1,10 +1,10 @@
 """`kpipe doctor`: is this machine ready for kpipe, and what is missing?
 
 Reads the installed tools' versions, dpkg's package list, free disk, the accelerator probe,
-whether kpipe's home (pipeline/paths.py: configs/, virtme-tests/, the default series) is there
-and the known trees (configs/trees.toml) with what of them is imported; writes nothing. Each
-check is {name, ok, detail, fix}: a failing check names the command that installs what is
-missing.
+whether the build sandbox starts (pipeline/build/sandbox.py), whether kpipe's home
+(pipeline/paths.py: configs/, virtme-tests/, the default series) is there and the known trees
+(configs/trees.toml) with what of them is imported; writes nothing. Each check is {name, ok,
+detail, fix}: a failing check names the command that installs what is missing.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ def checks(probe_accel: bool = True) -> list[dict]:
     out.append({"name": "kernel-source", "ok": ok, "detail": detail,
                 "fix": f"apt-get install linux-source-6.12={WANT_KERNEL}-1~deb12u1"})
     out.append(home_check())
+    out.append(sandbox_check())
     out += tree_checks()
     free = shutil.disk_usage(paths.cache_dir()).free / 1e9
     out.append({"name": "disk", "ok": free >= MIN_FREE_GB,
@@ -106,6 +107,18 @@ def tree_checks() -> list[dict]:
                     "fix": f"kpipe tree {name}" if entry["source"] == "debian-package"
                     else f"apt-get install {Path(entry.get('tarball', '')).name[:-7]}"})
     return out
+
+
+def sandbox_check() -> dict:
+    """Whether the build sandbox (bubblewrap) starts here."""
+    from pipeline.build import sandbox
+
+    why = sandbox.probe()
+    return {"name": "sandbox", "ok": why is None,
+            "detail": why or f"{sandbox.version()}: builds run with no network, the host "
+                             "read-only",
+            "fix": "apt-get install bubblewrap; in a container, allow user namespaces (or run "
+                   "kpipe run --no-sandbox: the series' code then builds with your rights)"}
 
 
 def home_check() -> dict:

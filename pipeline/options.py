@@ -32,6 +32,7 @@ class RunOptions:
     shard: int | None = None
     run_dir: Path | None = None
     confirm: int = 1  # re-runs of each deciding failure (0: none)
+    sandbox: bool = True  # configure and build inside bubblewrap (pipeline/build/sandbox.py)
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:

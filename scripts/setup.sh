@@ -13,6 +13,7 @@ want_test=0
 APT_PKGS=(
   git make gcc flex bison bc libelf-dev libssl-dev cpio ccache perl python3-venv
   qemu-system-x86 busybox-static kmod udev xz-utils
+  bubblewrap  # the sandbox untrusted builds run in (pipeline/build/sandbox.py)
 )
 # Only for --test: the browser tests drive Debian's chromium with Playwright (no browser download)
 TEST_APT_PKGS=(chromium)

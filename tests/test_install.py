@@ -87,6 +87,8 @@ def test_doctor_finds_its_home_in_the_install(installed):
     checks = {c["name"]: c for c in json.loads(proc.stdout)}
     assert checks["home"]["ok"], checks["home"]
     assert checks["home"]["detail"] == str(installed["venv"] / "share" / "kpipe")
+    # scripts/setup.sh installs bubblewrap; the doctor starts it
+    assert checks["sandbox"]["ok"], checks["sandbox"]
 
 
 def test_report_renders_a_golden_record_from_another_directory(installed, tmp_path):

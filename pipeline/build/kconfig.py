@@ -24,6 +24,7 @@ from pathlib import Path
 import kconfiglib
 
 from pipeline import paths
+from pipeline.build.sandbox import Jail
 from pipeline.errors import BadInput
 from pipeline.intake import tree
 
@@ -196,29 +197,33 @@ def _load_kconfig(worktree: Path, rules: tuple[CompatRule, ...] = COMPAT_RULES) 
         os.environ.update(saved)
 
 
-def merge(spec: ConfigSpec, worktree: Path, out_config: Path) -> None:
+def merge(spec: ConfigSpec, worktree: Path, out_config: Path, jail: Jail | None = None) -> None:
     """Write base + fragments to `out_config` with the tree's own scripts/kconfig/merge_config.sh.
 
     Only merges (-m): `make olddefconfig` (see olddefconfig) then resolves the result. A base
-    that is a make target is made first, in the O= directory `out_config` sits in.
+    that is a make target is made first, in the O= directory `out_config` sits in. The tree's
+    script and make run inside `jail` (the build sandbox) unless it is None.
     """
     out_config.parent.mkdir(parents=True, exist_ok=True)
     script = worktree / "scripts" / "kconfig" / "merge_config.sh"
     base = worktree / spec.base
     if spec.base_is_target:
-        base = _make_base(spec.base, worktree, out_config.parent)
+        base = _make_base(spec.base, worktree, out_config.parent, jail)
     inputs = [base, *(worktree / rel for rel in spec.tree_fragments), *spec.fragment_paths()]
     env = {**os.environ, "KCONFIG_CONFIG": str(out_config.resolve())}
-    proc = subprocess.run(["bash", str(script), "-m", *(str(p.resolve()) for p in inputs)],
-                          cwd=out_config.parent, env=env, capture_output=True, text=True)
+    cmd = ["bash", str(script), "-m", *(str(p.resolve()) for p in inputs)]
+    proc = subprocess.run(jail.wrap(cmd) if jail else cmd, cwd=out_config.parent, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0 or not out_config.is_file():
         raise KconfigError(f"merge_config.sh failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
 
 
-def _make_base(target: str, worktree: Path, build_dir: Path) -> Path:
-    """`make <target>` in O=build_dir, kept as build_dir/.config.<target> for the merge."""
-    proc = subprocess.run(["make", "-s", "-C", str(worktree), f"O={build_dir.resolve()}",
-                           target], capture_output=True, text=True)
+def _make_base(target: str, worktree: Path, build_dir: Path, jail: Jail | None) -> Path:
+    """`make <target>` in O=build_dir (inside `jail` unless None), kept as
+    build_dir/.config.<target> for the merge."""
+    cmd = ["make", "-s", "-C", str(worktree), f"O={build_dir.resolve()}", target]
+    proc = subprocess.run(jail.wrap(cmd) if jail else cmd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
     made = build_dir / ".config"
     if proc.returncode != 0 or not made.is_file():
         raise KconfigError(f"make {target} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
@@ -279,7 +284,9 @@ def _and_terms(expr) -> list:  # noqa: ANN001 - kconfiglib expression tuples
     return [expr]
 
 
-def olddefconfig(worktree: Path, build_dir: Path,
-                 make_args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "-s", "-C", str(worktree), f"O={build_dir}", *make_args,
-                           "olddefconfig"], capture_output=True, text=True)
+def olddefconfig(worktree: Path, build_dir: Path, make_args: list[str],
+                 jail: Jail | None = None) -> subprocess.CompletedProcess:
+    """`make olddefconfig` in build_dir, inside `jail` (the build sandbox) unless None."""
+    cmd = ["make", "-s", "-C", str(worktree), f"O={build_dir}", *make_args, "olddefconfig"]
+    return subprocess.run(jail.wrap(cmd) if jail else cmd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)

@@ -1,6 +1,7 @@
 """Building one step of a run: make in the run's O= directory, with ccache.
 
-Reads the worktree (at the step's commit) and the O= directory's .config; writes the build log
+Reads the worktree (at the step's commit) and the O= directory's .config; make runs in the
+build sandbox (pipeline/build/sandbox.py) when it is given one; writes the build log
 and the step's artifacts (bzImage, System.map, .config) into the step directory. Returns the
 `build` part of the step record, plus the diagnostics used for warning attribution.
 
@@ -20,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import paths
 from pipeline.build import diagnostics
+from pipeline.build.sandbox import Jail, ccache_env, refusals
 
 ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "System.map": "System.map", ".config": ".config"}
 BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 2026"
@@ -34,10 +35,11 @@ class BuildOutcome:
     disk_full: bool = False
 
 
-def make_env() -> dict[str, str]:
+def make_env(jail: Jail | None = None, build_dir: Path | None = None) -> dict[str, str]:
+    """make's environment: reproducible kbuild stamps, and ccache as the sandbox allows."""
     env = dict(os.environ)
+    env.update(ccache_env(jail, build_dir or Path(".")))
     env.update({
-        "CCACHE_DIR": str(paths.ccache_dir()),
         "CCACHE_NOHASHDIR": "true",
         "CCACHE_SLOPPINESS": "time_macros",
         "KBUILD_BUILD_USER": "kpipe",
@@ -59,8 +61,10 @@ def reproduce_command(worktree_rel: str, build_dir: str, localversion: str) -> s
 
 def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
           previous: list[diagnostics.Diagnostic], jobs: int | None = None,
-          progress: Callable[[str, int], None] | None = None) -> BuildOutcome:
-    """Run make for one step; collect status, time, log, errors, new warnings, artifacts."""
+          progress: Callable[[str, int], None] | None = None,
+          jail: Jail | None = None) -> BuildOutcome:
+    """Run make for one step (inside `jail`, the sandbox, unless None); collect status, time,
+    log, errors, new warnings, artifacts."""
     jobs = jobs or os.cpu_count() or 2
     step_dir.mkdir(parents=True, exist_ok=True)
     log_path = step_dir / "build.log"
@@ -69,8 +73,10 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
     units = 0
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(cmd) + "\n")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                errors="replace", env=make_env(), start_new_session=True)
+        proc = subprocess.Popen(jail.wrap(cmd) if jail else cmd, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                errors="replace", env=make_env(jail, build_dir),
+                                start_new_session=True)
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -107,6 +113,9 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
         if missing:
             record["status"] = "error"
             record["errors"] = [{"message": f"make succeeded but left no {', '.join(missing)}"}]
+    if rc and jail and (refused := refusals(text)):
+        record["sandbox_refused"] = refused
+        record["errors"].insert(0, {"message": "the build sandbox refused: " + refused[0]})
     disk_full = bool(re.search(r"No space left on device", text))
     if disk_full:
         record["status"] = "error"

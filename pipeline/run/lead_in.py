@@ -61,12 +61,13 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
         want = touched[-1] if touched else len(applied)
         if want != configured_at:
             step_ops.checkout(wt, applied[j]["commit"] if touched else tip)
-            step_ops.configure(cplan.spec, wt, build_dir)
+            step_ops.configure(cplan.spec, wt, build_dir, opts.sandbox)
             configured_at = want
         step_ops.checkout(wt, applied[j]["commit"])
         progress.stage("build", f"lead-in step {j} [{name}] (warnings before the range)")
         outcome = build(wt, build_dir, step_ops.localversion(name, j), scratch / str(j),
-                        previous, opts.jobs, progress.build_unit)
+                        previous, opts.jobs, progress.build_unit,
+                        step_ops.jail(opts.sandbox, wt, build_dir, trusted=j == k == 0))
         if outcome.disk_full:
             step_ops.raise_disk_full(scratch / str(j))
         return outcome

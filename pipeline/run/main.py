@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from pipeline import errors, paths
+from pipeline.build import sandbox
 from pipeline.errors import InfraError
 from pipeline.fanout import plan as planmod
 from pipeline.intake import apply, apply_series, base, pool, series, tree
@@ -99,7 +100,21 @@ def _mark_unfinished(rec: dict) -> None:
             f" (during {current['stage']} of step {current['step']} [{current['config']}])")
 
 
+def _check_sandbox(opts: RunOptions, rec: dict, progress: Progress) -> None:
+    """Say in the record whether the builds run in the sandbox; stop when it cannot start."""
+    if not opts.sandbox:
+        rec["host"]["sandbox"] = {"used": False, "detail": "--no-sandbox"}
+        progress.warn("--no-sandbox: the series' code is configured and built with your rights")
+        return
+    if why := sandbox.probe():
+        rec["host"]["sandbox"] = {"used": False, "detail": why}
+        raise sandbox.SandboxError(f"the build sandbox cannot start here: {why}; pass "
+                                   "--no-sandbox to build the series' code without it")
+    rec["host"]["sandbox"] = {"used": True, "detail": sandbox.version() or sandbox.BWRAP}
+
+
 def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
+    _check_sandbox(opts, rec, progress)
     t0 = time.monotonic()
     if opts.plan is not None:
         progress.stage("series", f"plan {opts.plan['id']}: {opts.plan['series']['subject']}")

@@ -1,18 +1,19 @@
 """The small operations a walk does on one step: check out its commit, (re-)merge the config,
 save and load the warnings in force, name its LOCALVERSION and shape its record entry.
 
-Reads and writes the run's worktree (git checkout, the O= directory's .config) and the step's
-warnings.json.
+Reads and writes the run's worktree (git checkout, the O= directory's .config, a scratch O=
+the sandboxed configure runs in) and the step's warnings.json.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
-from pipeline.build import diagnostics, kconfig
+from pipeline.build import diagnostics, kconfig, sandbox
 from pipeline.errors import InfraError
 from pipeline.intake import apply
 
@@ -28,13 +29,30 @@ def config_record(spec: kconfig.ConfigSpec, final: Path, dropped: list[dict],
             "dropped": dropped, "hash": spec_hash}
 
 
-def configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path) -> list[dict]:
-    """Merge the config into build_dir/.config, run olddefconfig; return the dropped symbols."""
-    kconfig.merge(spec, wt, build_dir / ".config")
-    proc = kconfig.olddefconfig(wt, build_dir, [])
+def configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path,
+              sandboxed: bool = False) -> list[dict]:
+    """Merge the config into build_dir/.config, run olddefconfig; return the dropped symbols.
+    Sandboxed, the tree's scripts run in a scratch O= (<build_dir>-config) and only the
+    resulting .config is copied over: no posted code runs in the build's own O= directory."""
+    out, jail = build_dir, None
+    if sandboxed:
+        out = build_dir.with_name(build_dir.name + "-config")
+        shutil.rmtree(out, ignore_errors=True)
+        jail = sandbox.for_build(wt, out, trusted=False)
+    kconfig.merge(spec, wt, out / ".config", jail)
+    proc = kconfig.olddefconfig(wt, out, [], jail)
     if proc.returncode != 0:
         raise InfraError(f"make olddefconfig failed: {proc.stderr.strip()[-400:]}")
+    if sandboxed:
+        build_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / ".config", build_dir / ".config")
     return kconfig.dropped_symbols(spec, build_dir / ".config", wt)
+
+
+def jail(sandboxed: bool, wt: Path, build_dir: Path, trusted: bool) -> sandbox.Jail | None:
+    """The sandbox of one build (None with --no-sandbox); `trusted`: the base, in an O= no
+    posted code has run in, which alone may write the shared ccache."""
+    return sandbox.for_build(wt, build_dir, trusted) if sandboxed else None
 
 
 def localversion(config_name: str, k: int) -> str:

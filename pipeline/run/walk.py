@@ -33,7 +33,7 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
     build_dir = wt / f"o-{config_name}"
     t0 = time.monotonic()
     progress.stage("kconfig", f"{config_name}: merging {', '.join(spec.fragments)}")
-    dropped = step_ops.configure(spec, wt, build_dir)
+    dropped = step_ops.configure(spec, wt, build_dir, opts.sandbox)
     rec["configs"].append(step_ops.config_record(spec, build_dir / ".config", dropped,
                                                  spec_hash))
     for d in dropped:
@@ -73,12 +73,13 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
         step_ops.checkout(wt, step_in["commit"])
         if k > 0 and step_ops.touches_kconfig(patch_files[k - 1]):
             progress.info(f"patch {k} touches Kconfig: re-checking the config")
-            step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir)}
+            step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir,
+                                                                    opts.sandbox)}
         rec["current"] = {"step": k, "config": config_name, "stage": "build"}
         record.write(run_dir, rec)
         progress.stage("build", f"step {k}/{len(applied) - 1} [{config_name}]")
         outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
-                        progress.build_unit)
+                        progress.build_unit, step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
         step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
         step_ops.save_warnings(step_dir, outcome.warnings)
         previous = outcome.warnings
