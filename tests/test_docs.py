@@ -1,6 +1,6 @@
-"""docs/architecture.md names only paths that exist.
+"""docs/architecture.md names only paths that exist; docs/faults.md only tests that exist.
 
-Reads docs/architecture.md; writes nothing. Every `backticked` word that looks like a path of
+Reads docs/architecture.md and docs/faults.md; writes nothing. Every `backticked` word that looks like a path of
 the repository (it has a slash or names a top-level file) must exist, placeholders such as
 `<name>` and paths outside the repo (`~/...`, `$VAR/...`, `<prefix>/...`) aside.
 """
@@ -38,3 +38,24 @@ def test_every_stage_folder_is_in_the_doc():
     text = DOC.read_text()
     stages = [p for p in (ROOT / "pipeline").iterdir() if (p / "__init__.py").is_file()]
     assert [s.name for s in stages if f"`pipeline/{s.name}/`" not in text] == []
+
+
+FAULTS = ROOT / "docs" / "faults.md"
+
+
+def test_every_test_the_fault_table_names_exists():
+    """docs/faults.md: each row names tests as `tests/<file>.py::<test>` (or `::<test>` for
+    one more test of the file before it); each is a test function of that file."""
+    rows = [line for line in FAULTS.read_text().splitlines() if line.startswith("| ")][1:]
+    assert len(rows) >= 20
+    missing = []
+    for row in rows:
+        names = re.findall(r"`(tests/[\w/]+\.py)?::(\w+)`", row)
+        assert names, f"a row of docs/faults.md names no test: {row}"
+        current = None
+        for file, test in names:
+            current = file or current
+            assert current, row
+            if not re.search(rf"^(async )?def {test}\(", (ROOT / current).read_text(), re.M):
+                missing.append(f"{current}::{test}")
+    assert not missing, f"docs/faults.md names tests that do not exist: {missing}"
