@@ -124,16 +124,17 @@ def _fake_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: set[int
     merges: list[str] = []
     commits: list[str] = []
 
-    def fake_build(wt, build_dir, localversion, step_dir, previous, jobs, progress):
+    def fake_build(wt, build_dir, localversion, step_dir, previous, jobs, progress, jail):
         j = int(localversion.rsplit("s", 1)[1])
         builds.append((j, len(previous)))
+        assert jail is not None and not jail.ccache_writable  # posted code: reads ccache only
         mine = diag.Diagnostic(f"f{j}.c", 1, "warning", f"f{j}.c")
         return BuildOutcome({"status": "fail" if j in failing else "pass"}, [*previous, mine])
 
     monkeypatch.setattr(lead_in, "build", fake_build)
     monkeypatch.setattr(step_ops, "checkout", lambda wt, commit: commits.append(commit))
     monkeypatch.setattr(step_ops, "configure",
-                        lambda spec, wt, build_dir: merges.append(commits[-1]) or [])
+                        lambda spec, wt, build_dir, sandboxed: merges.append(commits[-1]) or [])
     patches = []
     for k in range(1, 5):
         path = tmp_path / f"{k}.patch"
