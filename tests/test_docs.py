@@ -1,8 +1,9 @@
 """docs/architecture.md names only paths that exist; docs/faults.md only tests that exist.
 
-Reads docs/architecture.md and docs/faults.md; writes nothing. Every `backticked` word that looks like a path of
-the repository (it has a slash or names a top-level file) must exist, placeholders such as
-`<name>` and paths outside the repo (`~/...`, `$VAR/...`, `<prefix>/...`) aside.
+Reads docs/architecture.md and docs/faults.md; writes nothing. Every `backticked` word of
+the architecture that looks like a path of the repository (it has a slash or names a
+top-level file) must exist, placeholders such as `<name>` and paths outside the repo
+(`~/...`, `$VAR/...`, `<prefix>/...`) aside.
 """
 
 from __future__ import annotations

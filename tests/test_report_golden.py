@@ -198,3 +198,25 @@ def test_conflict_mail_and_summary_name_the_file_and_hunks() -> None:
         plain = text.replace("\\#", "#")  # Markdown escapes the hash
         assert "drivers/vhost/scsi.c: hunk #2 at lines" in plain and "hunk #4" in plain
         assert "hint:" not in text and "git am --skip" not in text
+
+
+def test_a_flaky_case_shows_in_the_cell_mail_and_summary_and_fails_nothing() -> None:
+    """default-series with one case at the tip flaky (failed, then passed on its re-run): the
+    verdict is flaky, the run stays good, and the page, mail and summary all say flaky."""
+    rec = copy.deepcopy(load("default-series"))
+    tip = max(rec["steps"], key=lambda s: s["index"])
+    test = tip["tests"][0]
+    test["attempts"] = [{"attempt": 1, "status": "fail", "message": "", "log": test["log"]},
+                        {"attempt": 2, "status": "pass", "message": "", "log": test["log"]}]
+    verdicts.judge_attempts(test)
+    assert test["status"] == "flaky"
+    rec["verdicts"] = verdicts.compute(rec["steps"])
+    rec["exit_code"] = verdicts.exit_code(rec)
+    jsonschema.validate(rec, json.loads(record.SCHEMA_FILE.read_text()))
+    name = f"{test['suite']}/{test['case']}"
+    assert ("flaky", name) in {(v["kind"], v["test"]) for v in rec["verdicts"]}
+    assert rec["exit_code"] == 0 and not summary.bad_verdicts(rec)
+    page = html.render_run(rec, RECORDS / "default-series")
+    assert 'data-status="flaky"' in page
+    for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
+        assert "flaky" in text
