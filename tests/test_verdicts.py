@@ -120,3 +120,15 @@ def test_a_case_whose_attempts_disagree_is_flaky_and_never_a_regression() -> Non
     assert test["status"] == "flaky"
     assert _kinds(steps) == [("flaky", 1)]
     assert verdicts.exit_code({"verdicts": verdicts.compute(steps), "steps": steps}) == 0
+
+
+def test_a_slow_suite_is_confirmed_only_where_it_decides() -> None:
+    """A suite run at the base and the tip only (steps rule): the steps between are no side
+    of a change, so only the failing tip is re-run."""
+    left_out = {"status": "not-run", "message": verdicts.STEPS_RULE + ": slow suite"}
+    steps = [_step(0, {"a": "pass"}), _step(1, {"a": "not-run"}), _step(2, {"a": "fail"})]
+    steps[1]["tests"][0].update(left_out)
+    assert verdicts.to_confirm(steps, tip=2) == {("default", 2): {"s/a"}}
+    steps[2]["tests"][0]["status"] = "pass"
+    steps[0]["tests"][0]["status"] = "fail"  # fails at the base, fixed within 1-2
+    assert verdicts.to_confirm(steps, tip=2) == {("default", 0): {"s/a"}}
