@@ -1,4 +1,9 @@
-"""Config merging with kconfiglib on the real 6.12 Kconfig, checked after make olddefconfig."""
+"""Config merging with kconfiglib on the real 6.12 Kconfig, checked after make olddefconfig.
+
+The tree's own tools (merge_config.sh, make olddefconfig) run inside the build sandbox
+(pipeline/build/sandbox.py) as a run's configure does: no network, the tree read-only,
+writes only to the O= directory.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import kconfig
+from pipeline.build import kconfig, sandbox
 
 
 def _configure(spec: kconfig.ConfigSpec, wt: Path, out: Path) -> list[dict]:
-    kconfig.merge(spec, wt, out / ".config")
-    proc = kconfig.olddefconfig(wt, out, [])
+    jail = sandbox.for_build(wt, out, trusted=False)
+    kconfig.merge(spec, wt, out / ".config", jail)
+    proc = kconfig.olddefconfig(wt, out, [], jail)
     assert proc.returncode == 0, proc.stderr
     return kconfig.dropped_symbols(spec, out / ".config", wt)
 

@@ -212,8 +212,10 @@ def merge(spec: ConfigSpec, worktree: Path, out_config: Path, jail: Jail | None 
     inputs = [base, *(worktree / rel for rel in spec.tree_fragments), *spec.fragment_paths()]
     env = {**os.environ, "KCONFIG_CONFIG": str(out_config.resolve())}
     cmd = ["bash", str(script), "-m", *(str(p.resolve()) for p in inputs)]
-    proc = subprocess.run(jail.wrap(cmd) if jail else cmd, cwd=out_config.parent, env=env,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if jail is not None:  # a fragment given by path may lie anywhere
+        cmd = jail.also_reading(spec.fragment_paths()).wrap(cmd)
+    proc = subprocess.run(cmd, cwd=out_config.parent, env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)
     if proc.returncode != 0 or not out_config.is_file():
         raise KconfigError(f"merge_config.sh failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
 

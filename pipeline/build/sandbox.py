@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipeline import paths
@@ -48,6 +48,11 @@ class Jail:
     writable: tuple[Path, ...]
     readable: tuple[Path, ...] = ()
     ccache_writable: bool = False
+
+    def also_reading(self, extra: list[Path]) -> Jail:
+        """This jail, with `extra` (files or folders: a fragment given by path) readable."""
+        return replace(self, readable=tuple(dict.fromkeys(
+            [*self.readable, *(p.resolve() for p in extra)])))
 
     def wrap(self, cmd: list[str]) -> list[str]:
         """`cmd` run inside bwrap with this jail's mounts."""
