@@ -26,14 +26,22 @@ from pipeline import paths
 KPIPE = [sys.executable, "-m", "pipeline.cli"]
 
 
+def host_address() -> str:
+    """This host's address on its default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        return probe.getsockname()[0]
+
+
 def hostile_series(repo: Path, base: str, out: Path, outside: Path, port: int) -> Path:
     """One patch to the top Makefile: a `prepare` prerequisite that writes outside the tree
-    (the shared ccache, a tmp file) and opens a connection."""
+    (the shared ccache, a tmp file) and connects to this host's address (not loopback: the
+    sandbox has a loopback of its own)."""
     rule = (f"PHONY += kpipe-escape\nprepare: kpipe-escape\nkpipe-escape:\n"
             f"\t-echo poisoned > {paths.ccache_dir()}/kpipe-escape\n"
             f"\t-echo escaped > {outside}\n"
-            f"\tpython3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), "
-            f"timeout=5)'\n\n")
+            f"\tpython3 -c 'import socket; socket.create_connection("
+            f"(\"{host_address()}\", {port}), timeout=5)'\n\n")
     wt = out.parent / f".{out.name}-wt"
     sparse_checkout(repo, wt, base, "/Makefile")
     try:
@@ -53,7 +61,7 @@ def hostile_series(repo: Path, base: str, out: Path, outside: Path, port: int) -
 def test_a_makefile_reaching_outside_is_refused_and_nothing_outside_changes(
         kernel_tree, lkdtm_kernel, tmp_path: Path) -> None:
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener.bind((host_address(), 0))
     listener.listen(1)
     listener.settimeout(0.5)
     port = listener.getsockname()[1]
