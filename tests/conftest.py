@@ -162,6 +162,8 @@ def lkdtm_kernel(kernel_tree: tree.TreeInfo, shared_reports: Path,
                               tmp_path_factory.mktemp("lkdtm-kernel") / "series", "lkdtm")
     proc = kpipe_run([str(series), "--fragment", "lkdtm"], shared_reports)
     kernel = _step_kernel(proc, shared_reports, 0)
+    dropped = json.loads((kernel.run_dir / "results.json").read_text())["configs"][0]["dropped"]
+    assert dropped == [], f"the LKDTM kernel lacks what its tests provoke with: {dropped}"
     kernel.series = series
     return kernel
 
