@@ -82,6 +82,27 @@ def test_a_place_left_out_of_order_is_wiped_and_its_git_am_undone(small_repo) ->
         assert git(p2.path, "status", "--porcelain") == ""
 
 
+def test_a_base_build_feeds_the_cache_only_where_no_patch_has_built(small_repo) -> None:
+    """The shared ccache is written by a base build only in an O= no posted code built in
+    since the place made or wiped it; the mark survives the next run's checkout and clean."""
+    from pipeline.run import step_ops
+
+    repo, first, _ = small_repo
+    with pool.place(repo, first) as p1:
+        build_dir = p1.path / "o-default"
+        assert step_ops.jail(True, p1.path, build_dir, base_step=True).ccache_writable
+        assert not step_ops.jail(True, p1.path, build_dir, base_step=False).ccache_writable
+        assert not step_ops.jail(True, p1.path, build_dir, base_step=True).ccache_writable
+    with pool.place(repo, first) as p2:
+        assert p2.path == p1.path and not p2.wiped
+        assert not step_ops.jail(True, p2.path, build_dir, base_step=True).ccache_writable
+        build_dir.mkdir(exist_ok=True)
+    with pytest.raises(KeyboardInterrupt), pool.place(repo, first):
+        raise KeyboardInterrupt  # the run does not end in order: the next take wipes O=
+    with pool.place(repo, first) as p3:
+        assert p3.wiped and step_ops.jail(True, p3.path, build_dir, base_step=True).ccache_writable
+
+
 def test_prune_keeps_the_most_recently_used_free_places(small_repo) -> None:
     repo, first, _ = small_repo
     with pool.place(repo, first) as young, pool.place(repo, first) as old:

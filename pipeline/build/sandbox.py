@@ -6,8 +6,10 @@ namespace of their own), the host read-only, a private empty /tmp and $HOME (tmp
 there vanish with the sandbox), the worktree read-only, and write access only to the paths
 the build is given: its O= directory and, for a trusted build, the shared ccache. Trusted is
 the base (the tree's own commit, not posted code) built in an O= directory no posted code
-has run in: the walk configures in a scratch O= (with the tip checked out, as it must) and
-copies only the resulting .config over. Every other build reads the shared ccache and never
+has run in since the build place made or wiped it (pipeline/intake/pool.py marks an O= as soon
+as posted code is about to build in it; pipeline/run/step_ops.jail decides): the walk
+configures in a scratch O= (with the tip checked out, as it must) and copies only the
+resulting .config over. Every other build reads the shared ccache and never
 writes it (ccache's read-only mode, and the directory mounted read-only): that is the run's
 own ccache view, so an untrusted build cannot poison what later builds take from the cache;
 what it compiles stays in its O= directory for the next step.

@@ -120,6 +120,26 @@ def _build_dirs(wt: Path) -> list[Path]:
     return [p for p in wt.glob("o-*") if p.is_dir()]
 
 
+def _untrusted_mark(build_dir: Path) -> Path:
+    """The file beside an O= directory that says posted code has built in it since it was
+    made or wiped. It sits in the worktree, which a sandboxed build cannot write, so the build
+    cannot remove it; `git clean -e /o-*` keeps it."""
+    return build_dir.with_name(build_dir.name + ".untrusted")
+
+
+def may_feed_the_cache(build_dir: Path) -> bool:
+    """Whether no posted code has built in this O= since it was made or wiped: only then may
+    a base build there write the shared ccache (objects made next to a patch's leftovers are
+    not the tree's own)."""
+    return not _untrusted_mark(build_dir).exists()
+
+
+def mark_untrusted(build_dir: Path) -> None:
+    """Say that posted code builds in this O= (before it runs)."""
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    _untrusted_mark(build_dir).touch()
+
+
 def _ready(tree: Path, wt: Path, commit: str, in_order: bool) -> tuple[bool, bool]:
     """Bring the place to `commit`, clean; (made new, O= directories wiped)."""
     if not _usable(wt):
@@ -129,6 +149,7 @@ def _ready(tree: Path, wt: Path, commit: str, in_order: bool) -> tuple[bool, boo
     if wiped:
         for build_dir in _build_dirs(wt):
             shutil.rmtree(build_dir)
+            _untrusted_mark(build_dir).unlink(missing_ok=True)
     rebase_apply = Path(_git(wt, "rev-parse", "--git-path", "rebase-apply").stdout.strip())
     if (wt / rebase_apply).exists():  # a run stopped inside `git am` (the path may be absolute)
         _git(wt, "am", "--abort")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.build import diagnostics, kconfig, sandbox
 from pipeline.errors import InfraError
-from pipeline.intake import apply
+from pipeline.intake import apply, pool
 
 KCONFIG_FILES = ("Kconfig", "kvm_guest.config", "x86_64_defconfig")
 
@@ -39,6 +39,8 @@ def configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path,
         out = build_dir.with_name(build_dir.name + "-config")
         shutil.rmtree(out, ignore_errors=True)
         jail = sandbox.for_build(wt, out, trusted=False)
+    else:
+        pool.mark_untrusted(build_dir)  # the tip's Kconfig tools run in the build's own O=
     kconfig.merge(spec, wt, out / ".config", jail)
     proc = kconfig.olddefconfig(wt, out, [], jail)
     if proc.returncode != 0:
@@ -49,9 +51,14 @@ def configure(spec: kconfig.ConfigSpec, wt: Path, build_dir: Path,
     return kconfig.dropped_symbols(spec, build_dir / ".config", wt)
 
 
-def jail(sandboxed: bool, wt: Path, build_dir: Path, trusted: bool) -> sandbox.Jail | None:
-    """The sandbox of one build (None with --no-sandbox); `trusted`: the base, in an O= no
-    posted code has run in, which alone may write the shared ccache."""
+def jail(sandboxed: bool, wt: Path, build_dir: Path, base_step: bool) -> sandbox.Jail | None:
+    """The sandbox of one build (None with --no-sandbox). Only the base step, in an O= no
+    posted code has built in since the build place made or wiped it, may write the shared
+    ccache; any other build marks its O= first (pool.mark_untrusted), even without the
+    sandbox, so a later run's base build there only reads the cache."""
+    trusted = base_step and pool.may_feed_the_cache(build_dir)
+    if not trusted:
+        pool.mark_untrusted(build_dir)
     return sandbox.for_build(wt, build_dir, trusted) if sandboxed else None
 
 
