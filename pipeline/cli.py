@@ -1,4 +1,4 @@
-"""The `kpipe` command: run, plan, merge, fetch, tree, doctor, report, serve, index.
+"""The `kpipe` command: run, ablate, plan, merge, fetch, tree, doctor, report, serve, index.
 
 Reads the command line; prints progress on stderr and results on stdout (`--json` for
 machines). Exit codes follow DESIGN.md: 0 good, 1 bad verdict, 2 bad input, 3 infrastructure
@@ -88,6 +88,26 @@ def parser() -> argparse.ArgumentParser:
                                                 "reports/runs/<run-id>")
     r.add_argument("--json", action="store_true", help="print the record on stdout")
 
+    ab = sub.add_parser("ablate", help="revert each hunk of a series' whole diff in turn, build "
+                                       "and boot the tip with the fast suites: which hunks "
+                                       "any test needs")
+    ab.add_argument("series", nargs="?", default=None, help="as for `kpipe run`")
+    _series_args(ab)
+    tree_choice = ab.add_mutually_exclusive_group()
+    tree_choice.add_argument("--tree", type=Path, help="as for `kpipe run`")
+    tree_choice.add_argument("--tree-name", help="as for `kpipe run`")
+    ab.add_argument("--base", help="apply on this commit (wins over base-commit:)")
+    ab.add_argument("--config", default="default",
+                    help="named config from configs/configs.toml (default: default)")
+    ab.add_argument("--suite", action="append", dest="suites", default=[],
+                    help="guest suite from virtme-tests/ (repeatable; those whose steps rule "
+                         "is not \"all\" are left out)")
+    ab.add_argument("--no-cache", action="store_true", help="redo every hunk")
+    ab.add_argument("--no-sandbox", dest="sandbox", action="store_false",
+                    help="as for `kpipe run`")
+    ab.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
+    ab.add_argument("--json", action="store_true", help="print the record on stdout")
+
     pl = sub.add_parser("plan", help="freeze a series, its base and configs, split into shards")
     pl.add_argument("series", nargs="?", default=str(paths.DEFAULT_SERIES),
                     help="as for `kpipe run`")
@@ -150,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    return {"run": cmd_run, "plan": cmd_plan, "merge": cmd_merge, "fetch": cmd_fetch,
+    return {"run": cmd_run, "ablate": cmd_ablate, "plan": cmd_plan, "merge": cmd_merge,
+            "fetch": cmd_fetch,
             "tree": cmd_tree, "doctor": cmd_doctor, "report": cmd_report,
             "serve": cmd_serve, "index": cmd_index}[args.cmd](args, argv)
 
@@ -212,6 +233,32 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             slow_steps=args.slow_steps or "ends", lore=args.lore, **common)
     code, run_dir = run(opts, Progress(quiet=False))
     return _show_record(run_dir, code, args.json)
+
+
+def cmd_ablate(args: argparse.Namespace, argv: list[str]) -> int:
+    from pipeline.run.ablate import ablate
+
+    opts = RunOptions(series=args.series or str(paths.DEFAULT_SERIES), tree=args.tree,
+                      tree_name=args.tree_name, base=args.base, revision=args.revision,
+                      allow_partial=args.allow_partial, configs=[args.config],
+                      suites=args.suites, lore=args.lore, no_cache=args.no_cache,
+                      jobs=args.jobs, sandbox=args.sandbox, argv=["kpipe", *argv])
+    try:
+        code, run_dir = ablate(opts, Progress(quiet=False))
+    except errors.KpipeError as exc:
+        return _failed(exc)
+    rec = record_store.load(run_dir)
+    if args.json:
+        print(json.dumps(rec, indent=1))
+    else:
+        from pipeline.report import ablation
+
+        for h in (rec.get("ablation") or {}).get("hunks", []):
+            print(f"hunk {h['index']} {h['file']} (patch {h['patch'] or '?'}): "
+                  f"{ablation.verdict(h)}")
+        print(f"record: {run_dir / 'results.json'}  page: {run_dir / ablation.PAGE}  "
+              f"(exit {code})")
+    return code
 
 
 def _show_record(run_dir: Path, code: int, as_json: bool) -> int:

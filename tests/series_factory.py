@@ -173,3 +173,17 @@ def plain_format_patch(repo: Path, base: str, out: Path) -> Path:
     with _scratch_worktree(repo, base, out) as wt:
         _commit_all(wt, [A_COMMENT])
         return Path(git(wt, "format-patch", "-1", "-o", str(out), "HEAD"))
+
+
+ABLATE_DEFINE = "#define KPIPE_ABLATE 1\n"
+
+
+def ablate_series(repo: Path, base: str, out: Path) -> Path:
+    """Two hunks for `kpipe ablate`: patch 1 defines a macro (reverting it breaks the build),
+    patch 2 checks it at build time far below (reverting it changes nothing a test sees)."""
+    return make_series(repo, base, out, [
+        (SCSI, "#include <linux/module.h>\n", "#include <linux/module.h>\n" + ABLATE_DEFINE,
+         "vhost-scsi: define KPIPE_ABLATE"),
+        (SCSI, OPEN_FN, OPEN_FN + "\tBUILD_BUG_ON(KPIPE_ABLATE != 1);\n",
+         "vhost-scsi: check KPIPE_ABLATE at build time"),
+    ], "kpipe test: two hunks to ablate")

@@ -148,6 +148,24 @@ def find_reusable_scan(key: str, exclude_run: str,
     return None
 
 
+def find_ablation(key: str, exclude_run: str) -> tuple[str, dict] | None:
+    """The newest earlier ablated hunk (an `ablation` entry of a record, which the index does
+    not hold) whose key is `key` and whose result is not an error: read from the records."""
+    runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
+    for run in runs:
+        if run.name == exclude_run:
+            continue
+        try:
+            record = json.loads((run / "results.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for entry in (record.get("ablation") or {}).get("hunks", []):
+            if entry.get("key") == key and entry.get("status") in (
+                    "needed", "needed-to-build", "unnoticed"):
+                return run.name, entry
+    return None
+
+
 def link_tree(src_dir: Path, dst_dir: Path, leave_out: tuple[str, ...] = ()) -> None:
     """Hard-link (or, across file systems, copy) every file below src_dir into dst_dir, but
     for the top-level entries named in leave_out."""

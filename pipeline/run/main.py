@@ -19,6 +19,7 @@ shard's record is partial: no verdicts (the merge computes them) and exit code 0
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline import errors, paths
@@ -38,7 +39,12 @@ from pipeline.run.walk import reuse_everything, walk_config
 __all__ = ["InfraError", "RunOptions", "run"]
 
 
-def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
+Body = Callable[[RunOptions, dict, Path, Progress], None]
+
+
+def run(opts: RunOptions, progress: Progress, body: Body | None = None) -> tuple[int, Path]:
+    """A run's record and its end on every path; `body` (default: the walk over the steps;
+    pipeline/run/ablate.py gives its own) does the work between."""
     run_id = record.new_run_id()
     run_dir = opts.run_dir or paths.runs_dir() / run_id
     run_dir.mkdir(parents=True, exist_ok=opts.run_dir is not None)
@@ -48,7 +54,7 @@ def run(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
     record.write(run_dir, rec)
     progress.info(f"run {run_id}: {run_dir}")
     try:
-        _run(opts, rec, run_dir, progress)
+        (body or _run)(opts, rec, run_dir, progress)
         rec["status"] = "complete"
         if opts.shard is None:
             rec["verdicts"] = verdicts.compute(rec["steps"])
@@ -113,7 +119,10 @@ def _check_sandbox(opts: RunOptions, rec: dict, progress: Progress) -> None:
     rec["host"]["sandbox"] = {"used": True, "detail": sandbox.version() or sandbox.BWRAP}
 
 
-def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
+def intake(opts: RunOptions, rec: dict, run_dir: Path,
+           progress: Progress) -> tuple[tree.TreeInfo, dict, list[Path]]:
+    """Check the sandbox, read the series, open the tree and choose the base (each into the
+    record); return the tree, the base and the series' patch files."""
     _check_sandbox(opts, rec, progress)
     t0 = time.monotonic()
     if opts.plan is not None:
@@ -148,13 +157,18 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
 
     patch_files = apply.split_mbox(run_dir / rec["series"]["mbox"],
                                    run_dir / "series" / "patches")
+    return info, chosen, patch_files
+
+
+def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
+    info, chosen, patch_files = intake(opts, rec, run_dir, progress)
     plan = plan_configs(opts, info.path, chosen["commit"], patch_files)
     ranges = walk_ranges(opts, len(patch_files))
     if not reuse_everything(opts, plan, rec, run_dir, progress, ranges):
         with pool.place(info.path, chosen["commit"]) as held:
             wt = held.path
             rec["host"]["build_place"] = held.as_dict()
-            progress.info(f"build place {wt} ({_place_state(held)}, {held.seconds:.0f} s)")
+            progress.info(f"build place {wt} ({place_state(held)}, {held.seconds:.0f} s)")
             t0 = time.monotonic()
             applied = apply_series.apply_all(wt, patch_files, run_dir, chosen["commit"],
                                              progress)
@@ -167,7 +181,7 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
         record.stage_time(rec, "confirm", t0)
 
 
-def _place_state(held: pool.Place) -> str:
+def place_state(held: pool.Place) -> str:
     if held.new:
         return "new: every file compiles once, from ccache where it can"
     if held.wiped:

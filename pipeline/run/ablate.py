@@ -1,0 +1,175 @@
+"""`kpipe ablate SERIES`: which hunks of a series any fast suite needs.
+
+The series is read and applied as `kpipe run` does (main.intake, apply_series); its whole
+diff base..tip is split hunk by hunk (pipeline/intake/hunks.py) and, for each hunk, the tip
+with only that hunk reverse-applied is built in the run's build place (its config's O=
+directory; pipeline/intake/pool.py), in the sandbox unless --no-sandbox, and booted with the
+fast suites only (those whose suite.toml `steps` rule is "all").
+Each hunk ends "needed-to-build" (the build fails), "needed" (cases that do not pass, in
+`needed_by`) or "unnoticed" (no test notices it); "error" when the boot could not say.
+
+Reads the series, the tree, configs/, the suites and earlier runs' ablation sections (a hunk
+whose key was ablated before is linked, not rebuilt); writes the record's `ablation` section
+(never steps: verdicts do not see it), one directory per hunk (ablation/<n>/: the one-hunk
+patch, build log, artifacts, boot/) and the one-hunk patches under ablation/hunks/.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline import paths
+from pipeline.boot import suites as suitemod
+from pipeline.build.make import build
+from pipeline.errors import BadInput, InfraError
+from pipeline.intake import apply, apply_series, hunks, pool
+from pipeline.options import RunOptions
+from pipeline.progress import Progress
+from pipeline.record import keys
+from pipeline.record import store as record
+from pipeline.run import main, step_ops
+from pipeline.run.boot_steps import boot_step
+from pipeline.run.reuse import plan_configs
+
+
+def fast_suites(opts: RunOptions) -> list[str]:
+    """The run's suites whose steps rule is "all" (slow ones are left out of an ablation)."""
+    names = suitemod.for_run(True, opts.suites)
+    return [n for n in names if suitemod.load_suite(n).steps == "all"]
+
+
+def ablate(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
+    """One ablation run: a record with no steps and its `ablation` section."""
+    opts = replace(opts, boot=True, suites=fast_suites(opts))
+    code, run_dir = main.run(opts, progress, _ablate)
+    try:
+        from pipeline.report import ablation
+
+        rec = record.load(run_dir)
+        if rec.get("ablation"):
+            progress.info(f"ablation page: {ablation.write(run_dir, rec)}")
+    except Exception as exc:  # noqa: BLE001 (any rendering failure is only reported)
+        progress.error(f"could not render the ablation page of {run_dir}: {exc}")
+    return code, run_dir
+
+
+def hunk_key(tip_key: str, hunk_id: str) -> str:
+    """A hunk's reuse key: the tip's whole key (base, patches, config, suites, boot settings)
+    with the reverted hunk."""
+    return keys.step_key("", [], "", {"ablation_of": tip_key, "reverted_hunk": hunk_id})
+
+
+def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
+    if len(opts.configs) != 1:
+        raise BadInput("kpipe ablate takes one --config")
+    info, chosen, patch_files = main.intake(opts, rec, run_dir, progress)
+    cplan = plan_configs(opts, info.path, chosen["commit"], patch_files)[opts.configs[0]]
+    name = cplan.spec.name
+    section: dict = {"config": name, "suites": opts.suites, "tip": None, "hunks": []}
+    rec["ablation"] = section
+    with pool.place(info.path, chosen["commit"]) as held:
+        wt = held.path
+        rec["host"]["build_place"] = held.as_dict()
+        progress.info(f"build place {wt} ({main.place_state(held)}, {held.seconds:.0f} s)")
+        t0 = time.monotonic()
+        applied = apply_series.apply_all(wt, patch_files, run_dir, chosen["commit"], progress)
+        record.stage_time(rec, "apply", t0)
+        if any(s["apply"]["status"] in ("conflict", "blocked") for s in applied):
+            raise BadInput("the series does not apply: nothing to ablate")
+        commits = [s["commit"] for s in applied[1:]]
+        tip = applied[-1]["commit"]
+        section["tip"] = tip
+        found = hunks.split(wt, chosen["commit"], tip, run_dir / "ablation" / "hunks")
+        progress.info(f"ablate: {len(found)} hunks base..tip, suites "
+                      f"{', '.join(opts.suites) or 'none'} [{name}]")
+        configured = False
+        build_dir = wt / f"o-{name}"
+        t_all = time.monotonic()
+        for h in found:
+            rel = f"ablation/{h.index}"
+            entry = {"index": h.index, "file": h.file, "header": h.header,
+                     "old": list(h.old), "new": list(h.new),
+                     "patch": hunks.introduced_by(wt, h, commits, patch_files),
+                     "hunk_patch": str(h.patch.relative_to(run_dir)),
+                     "key": hunk_key(cplan.keys[-1], h.hunk_id()), "dir": rel,
+                     "reused_from": None, "status": "error", "needed_by": [],
+                     "build": {"status": "not-run"}, "boot": {"status": "not-run"}}
+            section["hunks"].append(entry)
+            if not opts.no_cache and (earlier := keys.find_ablation(entry["key"],
+                                                                    rec["run_id"])):
+                keys.link_tree(paths.runs_dir() / earlier[0] / earlier[1]["dir"],
+                               run_dir / rel)
+                for field in ("status", "needed_by", "build", "boot", "tests"):
+                    if field in earlier[1]:
+                        entry[field] = earlier[1][field]
+                entry["reused_from"] = earlier[1].get("reused_from") or earlier[0]
+                _done(progress, entry, len(found))
+                record.write(run_dir, rec)
+                continue
+            step_ops.checkout(wt, tip)
+            if not configured:
+                step_ops.configure(cplan.spec, wt, build_dir, opts.sandbox)
+                configured = True
+            revert = apply._git(wt, "apply", "-R", str(h.patch))
+            if revert.returncode != 0:
+                raise InfraError(f"hunk {h.index} does not reverse-apply on the tip: "
+                                 f"{revert.stderr.strip()}")
+            progress.stage("build", f"hunk {h.index}/{len(found)}: {h.file} {h.header} "
+                                    "reverted")
+            rec["current"] = {"step": h.index, "config": name, "stage": "ablation build"}
+            record.write(run_dir, rec)
+            outcome = build(wt, build_dir, f"-kpipe-ablate{h.index}", run_dir / rel, [],
+                            opts.jobs, progress.build_unit,
+                            step_ops.jail(opts.sandbox, wt, build_dir, False))
+            _restore(wt)
+            if outcome.disk_full:
+                step_ops.raise_disk_full(run_dir / rel)
+            entry["build"] = step_ops.prefix_paths(outcome.record, rel) | {"config": name}
+            if entry["build"]["status"] != "pass":
+                entry["status"] = "needed-to-build"
+            else:
+                pseudo = {"index": len(patch_files), "config": name, "dir": rel,
+                          "localversion": f"-kpipe-ablate{h.index}", "tests": [],
+                          "splats": []}
+                boot_step(opts, rec, pseudo, run_dir, progress)
+                entry["boot"], entry["tests"] = pseudo["boot"], pseudo["tests"]
+                failing = [f"{t['suite']}/{t['case']}" for t in pseudo["tests"]
+                           if t["status"] not in ("pass", "skip")]
+                entry["needed_by"] = failing
+                if failing:
+                    entry["status"] = "needed"
+                elif pseudo["boot"]["status"] == "pass":
+                    entry["status"] = "unnoticed"
+                else:
+                    entry["status"] = "needed" if pseudo["boot"]["status"] == "fail" else "error"
+                    entry["needed_by"] = [f"boot: {pseudo['boot'].get('detail', '')}"]
+            rec.pop("current", None)
+            _done(progress, entry, len(found))
+            record.write(run_dir, rec)
+        record.stage_time(rec, "ablation", t_all)
+
+
+def _restore(wt: Path) -> None:
+    """Put the build place back at its HEAD (the tip) after a hunk's build."""
+    proc = apply._git(wt, "checkout", "-q", "-f", "HEAD", "--", ".")
+    if proc.returncode != 0:
+        raise InfraError(f"could not restore the build place: {proc.stderr.strip()}")
+
+
+def describe(entry: dict) -> str:
+    """What a hunk's result says in words."""
+    if entry["status"] == "needed-to-build":
+        return "needed to build"
+    if entry["status"] == "needed":
+        return "needed by " + ", ".join(entry["needed_by"])
+    if entry["status"] == "unnoticed":
+        return "no test notices it"
+    return "could not tell: " + (entry["boot"].get("detail") or entry["boot"]["status"])
+
+
+def _done(progress: Progress, entry: dict, total: int) -> None:
+    reused = f" (reused from run {entry['reused_from']})" if entry["reused_from"] else ""
+    progress.info(f"hunk {entry['index']}/{total} {entry['file']} (patch "
+                  f"{entry['patch'] or '?'}): {describe(entry)}{reused}")
