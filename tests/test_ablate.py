@@ -3,7 +3,10 @@ reverted on the tip, built (warm ccache) and booted under virtme-ng with the smo
 
 Reads the imported tree and the suites; writes a series, two ablation runs and their pages
 under the test's temporary reports directory. Costs one kernel build in a fresh O= directory
-(ccache hits), one failing build, one boot; the second run reuses both hunks.
+(ccache hits), one failing build, one boot; the second run reuses both hunks. Measured on
+2 shared cores with a warm ccache: 545 s (first run 8 min: 115 s failing build, 41 s build,
+65 s TCG boot, and about 3 min creating and removing the full worktree with its O= dir; the
+second, all-reused run about 1 min).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pytest
 from series_factory import ablate_series
 
 from pipeline.intake import tree
+
+pytestmark = pytest.mark.e2e  # builds the tip twice (one failing build) and boots it once
 
 
 def _ablate(series: Path, reports: Path) -> tuple[subprocess.CompletedProcess, dict]:
