@@ -256,8 +256,9 @@ def cmd_ablate(args: argparse.Namespace, argv: list[str]) -> int:
         for h in (rec.get("ablation") or {}).get("hunks", []):
             print(f"hunk {h['index']} {h['file']} (patch {h['patch'] or '?'}): "
                   f"{ablation.verdict(h)}")
-        print(f"record: {run_dir / 'results.json'}  page: {run_dir / ablation.PAGE}  "
-              f"(exit {code})")
+        page = run_dir / ablation.PAGE
+        shown = f"  page: {page}" if page.is_file() else ""
+        print(f"record: {run_dir / 'results.json'}{shown}  (exit {code})")
     return code
 
 
