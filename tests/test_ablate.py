@@ -2,8 +2,8 @@
 reverted on the tip, built (warm ccache) and booted under virtme-ng with the smoke suite.
 
 Reads the imported tree and the suites; writes a series, two ablation runs and their pages
-under the test's temporary reports directory. Costs one kernel build in a fresh O= directory
-(ccache hits), one failing build, one boot; the second run reuses both hunks. Measured on
+under the test's temporary reports directory. Costs one kernel build in the build place's O=
+directory (ccache hits), one failing build, one boot; the second run reuses both hunks. Measured on
 2 shared cores with a warm ccache, after the build place pool: 158 s (failing build 55 s,
 build 21 s, one TCG boot; the second, all-reused run a few seconds). Before the pool (a
 fresh worktree created and removed per run) it took 545 s.
