@@ -1,6 +1,8 @@
 """Debian's 7.3 beside 6.12: the named import moves nothing of 6.12's, `kpipe tree --list`,
 doctor, a plan and series.yml's plan job carry the tree's name, and a one-patch series made on
-7.3 runs there end to end (configure, build, boot, smoke and vhost-scsi).
+7.3 runs there end to end (configure, build, boot, smoke and vhost-scsi: every case passes
+but log-toggle, whose in-flight phase 7.3 fails: 7.3 does not wait for requests in flight
+when LOG_ALL is set, see test_73_series_runs_end_to_end).
 
 Everything here uses the session's `fresh73` cache (tests/conftest.py): a fresh machine's cache
 that holds 6.12 and then ran the real `kpipe tree debian-7.3`. The 6.12 check re-runs the
@@ -47,7 +49,13 @@ def run73(fresh73: dict, shared_reports: Path, tmp_path_factory: pytest.TempPath
 
 def test_73_series_runs_end_to_end(run73: dict) -> None:
     rec, proc = run73["record"], run73["proc"]
-    assert proc.returncode == 0, (rec.get("error"), rec["verdicts"], proc.stderr[-3000:])
+    # 7.3's vhost_scsi_set_features() does not wait for requests fetched before LOG_ALL was
+    # set, and no ioctl QEMU makes after it (SET_VRING_ADDR goes to vhost_vring_ioctl, which
+    # does not flush) waits for them either: pages they write after SET_FEATURES returns are
+    # not logged. log-toggle's in-flight phase (issue 15) requires them logged, so it fails on
+    # 7.3 at both steps, confirmed in a fresh boot, and the failing tip makes the exit 1.
+    # Every other case must pass.
+    assert proc.returncode == 1, (rec.get("error"), rec["verdicts"], proc.stderr[-3000:])
     assert rec["base"]["tree"]["name"] == "debian-7.3"
     assert rec["base"]["tree"]["version"] == "7.3.4"
     (config,) = rec["configs"]
@@ -62,7 +70,11 @@ def test_73_series_runs_end_to_end(run73: dict) -> None:
         suites = {t["suite"] for t in step["tests"]}
         assert {"smoke", "vhost-scsi"} <= suites, suites
         failed = [t for t in step["tests"] if t["status"] != "pass"]
-        assert not failed, failed
+        assert [(t["suite"], t["case"], t["status"]) for t in failed] == [
+            ("vhost-scsi", "log-toggle", "fail")], failed
+        assert "in flight at LOG_ALL" in failed[0]["message"], failed[0]["message"]
+        if step is rec["steps"][-1]:  # the failing tip is re-run; the unchanged base is not
+            assert [a["status"] for a in failed[0]["attempts"]] == ["fail", "fail"], failed[0]
     assert spec.fragments  # the run used main's default config, whatever it holds
 
 
