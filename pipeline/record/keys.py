@@ -24,6 +24,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -125,18 +126,20 @@ def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, 
     return found
 
 
+def _earlier_records(exclude_run: str) -> Iterator[tuple[Path, dict]]:
+    """Every readable run record but `exclude_run`'s, newest first (run ids start with their
+    UTC time)."""
+    runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
+    for run in runs:
+        if run.name != exclude_run and (record := store.load_or_none(run)) is not None:
+            yield run, record
+
+
 def find_reusable_scan(key: str, exclude_run: str,
                        field: str = "key") -> tuple[str, dict] | None:
     """find_reusable by reading every record (the index's answer must be the same; the bench
     measures both)."""
-    runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
-    for run in runs:
-        if run.name == exclude_run:
-            continue
-        try:
-            record = json.loads((run / "results.json").read_text())
-        except (OSError, ValueError):
-            continue
+    for run, record in _earlier_records(exclude_run):
         for step in record.get("steps", []):
             if step.get(field) != key:
                 continue
@@ -151,14 +154,7 @@ def find_reusable_scan(key: str, exclude_run: str,
 def find_ablation(key: str, exclude_run: str) -> tuple[str, dict] | None:
     """The newest earlier ablated hunk (an `ablation` entry of a record, which the index does
     not hold) whose key is `key` and whose result is not an error: read from the records."""
-    runs = sorted((p for p in paths.runs_dir().iterdir() if p.is_dir()), reverse=True)
-    for run in runs:
-        if run.name == exclude_run:
-            continue
-        try:
-            record = json.loads((run / "results.json").read_text())
-        except (OSError, ValueError):
-            continue
+    for run, record in _earlier_records(exclude_run):
         for entry in (record.get("ablation") or {}).get("hunks", []):
             if entry.get("key") == key and entry.get("status") in (
                     "needed", "needed-to-build", "unnoticed"):
