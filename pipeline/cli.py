@@ -14,16 +14,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from pipeline import atomic, doctor, errors, paths
+from pipeline import atomic, cli_tree, doctor, errors, paths
 from pipeline.fanout import merge
 from pipeline.fanout import plan as planmod
-from pipeline.intake import series, tree, trees
+from pipeline.intake import series
 from pipeline.progress import Progress
 from pipeline.record import store as record_store
 from pipeline.report import render as report_render
+from pipeline.report import run_matrix
 from pipeline.run.main import RunOptions, run
 
 
@@ -172,8 +170,18 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     return {"run": cmd_run, "ablate": cmd_ablate, "plan": cmd_plan, "merge": cmd_merge,
             "fetch": cmd_fetch,
-            "tree": cmd_tree, "doctor": cmd_doctor, "report": cmd_report,
+            "tree": _said(cli_tree.cmd_tree), "doctor": cmd_doctor, "report": cmd_report,
             "serve": cmd_serve, "index": cmd_index}[args.cmd](args, argv)
+
+
+def _said(cmd):  # noqa: ANN001, ANN202 - a command, wrapped
+    """A command whose errors are raised: each ends with its message and exit code."""
+    def run(args: argparse.Namespace, argv: list[str]) -> int:
+        try:
+            return cmd(args, argv)
+        except errors.KpipeError as exc:
+            return _failed(exc)
+    return run
 
 
 def _bad_input(message: str) -> int:
@@ -232,7 +240,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             fragments=args.fragment, boot=args.boot is not False, suites=args.suites,
             slow_steps=args.slow_steps or "ends", lore=args.lore, **common)
     code, run_dir = run(opts, Progress(quiet=False))
-    return _show_record(run_dir, code, args.json)
+    return run_matrix.show_record(run_dir, code, args.json)
 
 
 def cmd_ablate(args: argparse.Namespace, argv: list[str]) -> int:
@@ -259,16 +267,6 @@ def cmd_ablate(args: argparse.Namespace, argv: list[str]) -> int:
         page = run_dir / ablation.PAGE
         shown = f"  page: {page}" if page.is_file() else ""
         print(f"record: {run_dir / 'results.json'}{shown}  (exit {code})")
-    return code
-
-
-def _show_record(run_dir: Path, code: int, as_json: bool) -> int:
-    rec = record_store.load(run_dir)
-    if as_json:
-        print(json.dumps(rec, indent=1))
-    else:
-        _print_matrix(rec)
-        print(f"record: {run_dir / 'results.json'}  (exit {code})")
     return code
 
 
@@ -309,25 +307,7 @@ def cmd_merge(args: argparse.Namespace, argv: list[str]) -> int:
         code, run_dir = merge.merge(args.partials, args.run_dir, ["kpipe", *argv])
     except errors.KpipeError as exc:
         return _failed(exc)
-    return _show_record(run_dir, code, args.json)
-
-
-def _print_matrix(rec: dict) -> None:
-    console = Console()
-    table = Table(title=f"kpipe run {rec['run_id']}: {rec['status']}")
-    for col in ("step", "config", "apply", "build", "s", "new warnings", "boot", "reused"):
-        table.add_column(col)
-    for s in rec["steps"]:
-        label = "base" if s["index"] == 0 else f"{s['index']}"
-        table.add_row(label, s.get("config", ""), s["apply"]["status"], s["build"]["status"],
-                      str(s["build"].get("seconds", "")),
-                      str(len(s["build"].get("warnings_new", []))), s["boot"]["status"],
-                      s["reused_from"] or "")
-    console.print(table)
-    for v in rec["verdicts"]:
-        console.print(f"  {v['kind']} {v['step']}: {v['detail']}")
-    if rec.get("error"):
-        console.print(f"[red]{rec['error']}[/]")
+    return run_matrix.show_record(run_dir, code, args.json)
 
 
 def cmd_fetch(args: argparse.Namespace, argv: list[str]) -> int:
@@ -351,65 +331,6 @@ def cmd_fetch(args: argparse.Namespace, argv: list[str]) -> int:
     for w in data["warnings"]:
         print(f"  warning: {w}")
     return 0
-
-
-def _tree_data(info: tree.TreeInfo) -> dict:
-    return {"name": info.name, "path": str(info.path), "commit": info.head,
-            "describe": info.describe, "version": info.version, "source": info.source}
-
-
-def cmd_tree(args: argparse.Namespace, argv: list[str]) -> int:
-    if args.list:
-        if args.name or args.tarball:
-            return _bad_input("--list imports nothing: drop NAME and --tarball")
-        return _list_trees(args.json)
-    if args.name and args.tarball:
-        return _bad_input("give a tree NAME or --tarball, not both")
-    if args.where:
-        try:
-            trees.importable(args.name or trees.default_name())
-        except errors.KpipeError as exc:
-            return _failed(exc)
-        print(trees.repo_dir(args.name or trees.default_name()))
-        return 0
-    try:
-        info = tree.open_tree(None, args.tarball, args.name)
-    except errors.KpipeError as exc:
-        return _failed(exc)
-    print(json.dumps(_tree_data(info), indent=1) if args.json else
-          f"{info.name}: Linux {info.version}, {info.head} {info.describe} ({info.path})")
-    return 0
-
-
-def _list_trees(as_json: bool) -> int:
-    rows = trees_listing()
-    if as_json:
-        print(json.dumps(rows, indent=1))
-        return 0
-    table = Table(title="kernel trees (configs/trees.toml)")
-    for col in ("name", "source", "imported", "description"):
-        table.add_column(col)
-    for r in rows:
-        got = r["imported"]
-        table.add_row(r["name"] + (" (default)" if r["default"] else ""), r["source"],
-                      f"Linux {got['version']} {got['commit'][:12]}" if got else
-                      ("no: `kpipe tree " + r["name"] + "`" if r["importable"] else "remote"),
-                      r["description"])
-    Console(width=160).print(table)
-    return 0
-
-
-def trees_listing() -> list[dict]:
-    """Every tree of configs/trees.toml: its source, and what is imported of it."""
-    default = trees.default_name()
-    rows = []
-    for name, entry in trees.known_trees().items():
-        can = entry.get("source") in trees.IMPORTABLE
-        got = tree.imported(name) if can else None
-        rows.append({"name": name, "source": entry.get("source"), "default": name == default,
-                     "importable": can, "description": entry.get("description", ""),
-                     "imported": _tree_data(got) if got else None})
-    return rows
 
 
 def cmd_doctor(args: argparse.Namespace, argv: list[str]) -> int:
