@@ -2,8 +2,9 @@
 reverted on the tip, built (warm ccache) and booted under virtme-ng with the smoke suite.
 
 Reads the imported tree and the suites; writes a series, two ablation runs and their pages
-under the test's temporary reports directory. Costs one kernel build in the build place's O=
-directory (ccache hits), one failing build, one boot; the second run reuses both hunks. Measured on
+under the test's temporary reports directory. Costs the tip's build in the build place's O=
+directory (ccache hits) and its boot (the baseline), one failing build, one hunk build and
+boot; the second run reuses the tip and both hunks. Measured on
 2 shared cores with a warm ccache, after the build place pool: 158 s (failing build 55 s,
 build 21 s, one TCG boot; the second, all-reused run a few seconds). Before the pool (a
 fresh worktree created and removed per run) it took 545 s.
@@ -55,6 +56,11 @@ def test_ablate_two_hunks(kernel_tree: tree.TreeInfo, tmp_path: Path) -> None:
     assert check["build"]["status"] == "pass" and check["boot"]["status"] == "pass"
     assert {t["suite"] for t in check["tests"]} == {"smoke"}
     assert all(t["status"] == "pass" for t in check["tests"])
+    tip = ab["tip_baseline"]  # the tip itself, booted once: the baseline of every hunk
+    assert tip["commit"] == ab["tip"] and tip["reused_from"] is None
+    assert tip["build"]["status"] == "pass" and tip["boot"]["status"] == "pass"
+    assert {t["suite"] for t in tip["tests"]} == {"smoke"}
+    assert "ablate: the tip 3/3 cases pass" in proc.stderr
     run_dir = reports / "runs" / rec["run_id"]
     assert "KPIPE_ABLATE" in (run_dir / define["hunk_patch"]).read_text()
     assert "KPIPE_ABLATE" in (run_dir / define["dir"] / "build.log").read_text()
@@ -75,4 +81,5 @@ def test_ablate_two_hunks(kernel_tree: tree.TreeInfo, tmp_path: Path) -> None:
     assert [h["reused_from"] for h in again] == [rec["run_id"]] * 2
     assert [h["status"] for h in again] == ["needed-to-build", "unnoticed"]
     assert "reverted" not in proc2.stderr  # no hunk was built again
+    assert "the tip, as the baseline" not in proc2.stderr  # nor the tip
     assert (reports / "runs" / rec2["run_id"] / "ablation.html").is_file()

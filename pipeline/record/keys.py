@@ -162,6 +162,19 @@ def find_ablation(key: str, exclude_run: str) -> tuple[str, dict] | None:
     return None
 
 
+def find_tip_baseline(key: str, exclude_run: str) -> tuple[str, dict] | None:
+    """An earlier result of the tip whose step key is `key` and which booted: a run's step
+    (from the index) or an ablation's own tip baseline (from the records)."""
+    found = find_reusable(key, exclude_run)
+    if found and found[1]["boot"]["status"] == "pass":
+        return found
+    for run, record in _earlier_records(exclude_run):
+        tip = (record.get("ablation") or {}).get("tip_baseline") or {}
+        if tip.get("key") == key and tip.get("boot", {}).get("status") == "pass":
+            return run.name, tip
+    return None
+
+
 def link_tree(src_dir: Path, dst_dir: Path, leave_out: tuple[str, ...] = ()) -> None:
     """Hard-link (or, across file systems, copy) every file below src_dir into dst_dir, but
     for the top-level entries named in leave_out."""

@@ -5,8 +5,10 @@ diff base..tip is split hunk by hunk (pipeline/intake/hunks.py) and, for each hu
 with only that hunk reverse-applied is built in the run's build place (its config's O=
 directory; pipeline/intake/pool.py), in the sandbox unless --no-sandbox, and booted with the
 fast suites only (those whose suite.toml `steps` rule is "all").
-Each hunk ends "needed-to-build" (the build fails), "needed" (cases that do not pass, in
-`needed_by`) or "unnoticed" (no test notices it); "error" when the boot could not say.
+The tip itself is the baseline (an earlier result with its key, else booted here once):
+each hunk ends "needed-to-build" (the build fails), "needed" (cases that pass at the tip and
+not with the hunk reverted, in `needed_by`) or "unnoticed" (no test notices it); "error"
+when the boot could not say.
 
 Reads the series, the tree, configs/, the suites and earlier runs' ablation sections (a hunk
 whose key was ablated before is linked, not rebuilt); writes the record's `ablation` section
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from pipeline import paths
 from pipeline.boot import suites as suitemod
+from pipeline.build import kconfig
 from pipeline.build.make import build
 from pipeline.errors import BadInput, InfraError
 from pipeline.intake import apply, apply_series, hunks, pool
@@ -84,9 +87,9 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
         found = hunks.split(wt, chosen["commit"], tip, run_dir / "ablation" / "hunks")
         progress.info(f"ablate: {len(found)} hunks base..tip, suites "
                       f"{', '.join(opts.suites) or 'none'} [{name}]")
-        configured = False
         build_dir = wt / f"o-{name}"
         t_all = time.monotonic()
+        tip_failing: set[str] | None = None  # made at the first hunk that is not reused
         for h in found:
             rel = f"ablation/{h.index}"
             entry = {"index": h.index, "file": h.file, "header": h.header,
@@ -108,10 +111,10 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
                 _done(progress, entry, len(found))
                 record.write(run_dir, rec)
                 continue
+            if tip_failing is None:
+                tip_failing = _tip_baseline(opts, rec, cplan.spec, cplan.keys[-1], wt,
+                                            build_dir, len(patch_files), run_dir, progress)
             step_ops.checkout(wt, tip)
-            if not configured:
-                step_ops.configure(cplan.spec, wt, build_dir, opts.sandbox)
-                configured = True
             revert = apply._git(wt, "apply", "-R", str(h.patch))
             if revert.returncode != 0:
                 raise InfraError(f"hunk {h.index} does not reverse-apply on the tip: "
@@ -136,7 +139,8 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
                 boot_step(opts, rec, pseudo, run_dir, progress)
                 entry["boot"], entry["tests"] = pseudo["boot"], pseudo["tests"]
                 failing = [f"{t['suite']}/{t['case']}" for t in pseudo["tests"]
-                           if t["status"] not in ("pass", "skip")]
+                           if t["status"] not in ("pass", "skip")
+                           and f"{t['suite']}/{t['case']}" not in tip_failing]
                 entry["needed_by"] = failing
                 if failing:
                     entry["status"] = "needed"
@@ -149,6 +153,55 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
             _done(progress, entry, len(found))
             record.write(run_dir, rec)
         record.stage_time(rec, "ablation", t_all)
+
+
+def _tip_baseline(opts: RunOptions, rec: dict, spec: kconfig.ConfigSpec, tip_key: str,
+                  wt: Path, build_dir: Path, n_patches: int, run_dir: Path,
+                  progress: Progress) -> set[str]:
+    """What the tip itself gives, so that a hunk is "needed" only by cases that pass at the
+    tip: an earlier run's tip step with the same key when there is one, else the tip booted
+    here (ablation/tip/). Always leaves the tip built in build_dir, so that each hunk's build
+    recompiles only what the hunk touches. Returns the cases failing at the tip (left out of
+    every `needed_by`); a tip that does not build or boot is bad input (nothing can be said of
+    a hunk), kept in the section's `tip_baseline`."""
+    section = rec["ablation"]
+    rel = "ablation/tip"
+    base = {"commit": section["tip"], "key": tip_key, "reused_from": None,
+            "build": {"status": "not-run"}, "boot": {"status": "not-run"}, "tests": []}
+    section["tip_baseline"] = base
+    step_ops.checkout(wt, section["tip"])
+    step_ops.configure(spec, wt, build_dir, opts.sandbox)
+    progress.stage("build", "the tip, as the baseline of every hunk")
+    outcome = build(wt, build_dir, "-kpipe-ablate-tip", run_dir / rel, [], opts.jobs,
+                    progress.build_unit, step_ops.jail(opts.sandbox, wt, build_dir, False))
+    if outcome.disk_full:
+        step_ops.raise_disk_full(run_dir / rel)
+    base["build"] = step_ops.prefix_paths(outcome.record, rel)
+    if base["build"]["status"] != "pass":
+        record.write(run_dir, rec)
+        raise BadInput(f"the series' tip does not build ({run_dir / rel / 'build.log'}): "
+                       "no hunk can be judged")
+    earlier = None if opts.no_cache else keys.find_tip_baseline(tip_key, rec["run_id"])
+    if earlier:
+        base["boot"], base["tests"] = earlier[1]["boot"], earlier[1]["tests"]
+        base["reused_from"] = earlier[1].get("reused_from") or earlier[0]
+    else:
+        pseudo = {"index": n_patches, "config": section["config"], "dir": rel,
+                  "localversion": "-kpipe-ablate-tip", "tests": [], "splats": []}
+        boot_step(opts, rec, pseudo, run_dir, progress)
+        base["boot"], base["tests"] = pseudo["boot"], pseudo["tests"]
+    record.write(run_dir, rec)
+    if base["boot"]["status"] == "error":
+        raise BadInput(f"the series' tip could not be booted ({run_dir / rel}): "
+                       f"{base['boot'].get('detail', '')}; no hunk can be judged")
+    failing = {f"{t['suite']}/{t['case']}" for t in base["tests"]
+               if t["status"] not in ("pass", "skip")}
+    reused = f" (reused from run {base['reused_from']})" if base["reused_from"] else ""
+    progress.info(f"ablate: the tip {len(base['tests']) - len(failing)}/{len(base['tests'])} "
+                  f"cases pass{reused}"
+                  + (f"; left out of every hunk's result: {', '.join(sorted(failing))}"
+                     if failing else ""))
+    return failing
 
 
 def _restore(wt: Path) -> None:
