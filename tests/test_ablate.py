@@ -49,6 +49,7 @@ def test_ablate_two_hunks(kernel_tree: tree.TreeInfo, tmp_path: Path) -> None:
     hunks = ab["hunks"]
     assert [(h["index"], h["file"], h["patch"]) for h in hunks] == [
         (1, "drivers/vhost/scsi.c", 1), (2, "drivers/vhost/scsi.c", 2)]
+    assert [h["patches"] for h in hunks] == [[1], [2]]
     define, check = hunks
     assert define["status"] == "needed-to-build", define
     assert define["build"]["status"] == "fail" and define["boot"]["status"] == "not-run"

@@ -60,24 +60,34 @@ def split(wt: Path, base: str, tip: str, out: Path) -> list[Hunk]:
     return hunks
 
 
-def introduced_by(wt: Path, hunk: Hunk, commits: list[str], patch_files: list[Path]) -> int | None:
-    """The series patch (1-based) that brought the hunk: the one `git blame` at the tip names
-    for most of its new lines; for a hunk that only removes lines, the last patch touching its
-    file. None when neither says."""
-    tip = commits[-1]
+def blamed(wt: Path, hunk: Hunk, commits: list[str]) -> dict[int, int]:
+    """How many of the hunk's new lines `git blame` at the tip gives to each series patch
+    (1-based); empty for a hunk that only removes lines."""
     start, length = hunk.new
-    if length > 0:
-        proc = subprocess.run(["git", "-C", str(wt), "blame", "--porcelain", "-L",
-                               f"{start},+{length}", tip, "--", hunk.file],
-                              capture_output=True, text=True, errors="replace")
-        counts: dict[int, int] = {}
-        for line in proc.stdout.splitlines():
-            sha = line.split(" ", 1)[0]
-            if len(sha) == 40 and sha in commits and not line.startswith("\t"):
-                k = commits.index(sha) + 1
-                counts[k] = counts.get(k, 0) + 1
-        if counts:
-            return max(counts, key=lambda k: counts[k])
+    if length <= 0:
+        return {}
+    proc = subprocess.run(["git", "-C", str(wt), "blame", "--porcelain", "-L",
+                           f"{start},+{length}", commits[-1], "--", hunk.file],
+                          capture_output=True, text=True, errors="replace")
+    counts: dict[int, int] = {}
+    for line in proc.stdout.splitlines():
+        sha = line.split(" ", 1)[0]
+        if len(sha) == 40 and sha in commits and not line.startswith("\t"):
+            k = commits.index(sha) + 1
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def introduced_by(wt: Path, hunk: Hunk, commits: list[str],
+                  patch_files: list[Path]) -> tuple[int | None, list[int]]:
+    """The series patch (1-based) that brought the hunk, and every patch with a line in it.
+    The first is the one `git blame` at the tip names for most of its new lines; for a hunk
+    that only removes lines, the last patch touching its file; None when neither says. Blame
+    names the last patch to write a line, so a hunk whose lines an earlier patch added and a
+    later one rewrote is the later one's: the list says both when both left lines in it."""
+    counts = blamed(wt, hunk, commits)
+    if counts:
+        return max(counts, key=lambda k: counts[k]), sorted(counts)
     touching = [k for k, p in enumerate(patch_files, start=1)
                 if hunk.file in apply.touched_files(p)]
-    return touching[-1] if touching else None
+    return (touching[-1], touching[-1:]) if touching else (None, [])

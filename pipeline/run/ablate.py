@@ -32,6 +32,7 @@ from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import keys
 from pipeline.record import store as record
+from pipeline.report import ablation
 from pipeline.run import main, step_ops
 from pipeline.run.boot_steps import boot_step
 from pipeline.run.reuse import plan_configs
@@ -48,8 +49,6 @@ def ablate(opts: RunOptions, progress: Progress) -> tuple[int, Path]:
     opts = replace(opts, boot=True, suites=fast_suites(opts))
     code, run_dir = main.run(opts, progress, _ablate)
     try:
-        from pipeline.report import ablation
-
         rec = record.load(run_dir)
         if rec.get("ablation"):
             progress.info(f"ablation page: {ablation.write(run_dir, rec)}")
@@ -92,9 +91,10 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
         tip_failing: set[str] | None = None  # made at the first hunk that is not reused
         for h in found:
             rel = f"ablation/{h.index}"
+            by, contributors = hunks.introduced_by(wt, h, commits, patch_files)
             entry = {"index": h.index, "file": h.file, "header": h.header,
-                     "old": list(h.old), "new": list(h.new),
-                     "patch": hunks.introduced_by(wt, h, commits, patch_files),
+                     "old": list(h.old), "new": list(h.new), "patch": by,
+                     "patches": contributors,
                      "hunk_patch": str(h.patch.relative_to(run_dir)),
                      "key": hunk_key(cplan.keys[-1], h.hunk_id()), "dir": rel,
                      "reused_from": None, "status": "error", "needed_by": [],
@@ -211,18 +211,7 @@ def _restore(wt: Path) -> None:
         raise InfraError(f"could not restore the build place: {proc.stderr.strip()}")
 
 
-def describe(entry: dict) -> str:
-    """What a hunk's result says in words."""
-    if entry["status"] == "needed-to-build":
-        return "needed to build"
-    if entry["status"] == "needed":
-        return "needed by " + ", ".join(entry["needed_by"])
-    if entry["status"] == "unnoticed":
-        return "no test notices it"
-    return "could not tell: " + (entry["boot"].get("detail") or entry["boot"]["status"])
-
-
 def _done(progress: Progress, entry: dict, total: int) -> None:
     reused = f" (reused from run {entry['reused_from']})" if entry["reused_from"] else ""
     progress.info(f"hunk {entry['index']}/{total} {entry['file']} (patch "
-                  f"{entry['patch'] or '?'}): {describe(entry)}{reused}")
+                  f"{entry['patch'] or '?'}): {ablation.verdict(entry)}{reused}")
