@@ -7,8 +7,9 @@ directory; pipeline/intake/pool.py), in the sandbox unless --no-sandbox, and boo
 fast suites only (those whose suite.toml `steps` rule is "all").
 The tip itself is the baseline (an earlier result with its key, else booted here once):
 each hunk ends "needed-to-build" (the build fails), "needed" (cases that pass at the tip and
-not with the hunk reverted, in `needed_by`) or "unnoticed" (no test notices it); "error"
-when the boot could not say.
+not with the hunk reverted, in `needed_by`, and "splat: <kind>" for a kernel report the tip
+did not have: a kmemleak leak, say), "unnoticed" (no test and no splat check notices it) or
+"error" when the boot could not say.
 
 Reads the series, the tree, configs/, the suites and earlier runs' ablation sections (a hunk
 whose key was ablated before is linked, not rebuilt); writes the record's `ablation` section
@@ -104,7 +105,7 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
                                                                     rec["run_id"])):
                 keys.link_tree(paths.runs_dir() / earlier[0] / earlier[1]["dir"],
                                run_dir / rel)
-                for field in ("status", "needed_by", "build", "boot", "tests"):
+                for field in ("status", "needed_by", "build", "boot", "tests", "splats"):
                     if field in earlier[1]:
                         entry[field] = earlier[1][field]
                 entry["reused_from"] = earlier[1].get("reused_from") or earlier[0]
@@ -138,9 +139,11 @@ def _ablate(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> N
                           "splats": []}
                 boot_step(opts, rec, pseudo, run_dir, progress)
                 entry["boot"], entry["tests"] = pseudo["boot"], pseudo["tests"]
+                entry["splats"] = pseudo["splats"]
                 failing = [f"{t['suite']}/{t['case']}" for t in pseudo["tests"]
                            if t["status"] not in ("pass", "skip")
                            and f"{t['suite']}/{t['case']}" not in tip_failing]
+                failing += _new_splats(pseudo["splats"], rec["ablation"]["tip_baseline"])
                 entry["needed_by"] = failing
                 if failing:
                     entry["status"] = "needed"
@@ -184,12 +187,14 @@ def _tip_baseline(opts: RunOptions, rec: dict, spec: kconfig.ConfigSpec, tip_key
     earlier = None if opts.no_cache else keys.find_tip_baseline(tip_key, rec["run_id"])
     if earlier:
         base["boot"], base["tests"] = earlier[1]["boot"], earlier[1]["tests"]
+        base["splats"] = earlier[1].get("splats", [])
         base["reused_from"] = earlier[1].get("reused_from") or earlier[0]
     else:
         pseudo = {"index": n_patches, "config": section["config"], "dir": rel,
                   "localversion": "-kpipe-ablate-tip", "tests": [], "splats": []}
         boot_step(opts, rec, pseudo, run_dir, progress)
         base["boot"], base["tests"] = pseudo["boot"], pseudo["tests"]
+        base["splats"] = pseudo["splats"]
     record.write(run_dir, rec)
     if base["boot"]["status"] == "error":
         raise BadInput(f"the series' tip could not be booted ({run_dir / rel}): "
@@ -202,6 +207,16 @@ def _tip_baseline(opts: RunOptions, rec: dict, spec: kconfig.ConfigSpec, tip_key
                   + (f"; left out of every hunk's result: {', '.join(sorted(failing))}"
                      if failing else ""))
     return failing
+
+
+def _new_splats(found: list[dict], tip: dict) -> list[str]:
+    """The splat checks a hunk's revert trips: kernel reports (a kmemleak leak, a lockdep or
+    KASAN report, a warning) that are not allow-listed and that the tip's own boot did not
+    have, each kind named once ("splat: kmemleak")."""
+    at_tip = {(s["kind"], s["title"]) for s in tip.get("splats", [])}
+    kinds = [s["kind"] for s in found
+             if not s.get("allowed") and (s["kind"], s["title"]) not in at_tip]
+    return [f"splat: {kind}" for kind in dict.fromkeys(kinds)]
 
 
 def _restore(wt: Path) -> None:
