@@ -45,6 +45,14 @@ fi
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
+# A .venv that is not a working environment (a dangling or looping symlink, a half-made
+# directory) is replaced, so that setup can always recover.
+if [ -e .venv ] || [ -L .venv ]; then
+  if ! .venv/bin/python -c '' 2>/dev/null; then
+    echo "setup: .venv is not a working environment; making it again"
+    rm -rf .venv
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $PY"
   "$PY" -m venv .venv
