@@ -135,6 +135,22 @@ def test_indirect_chain_in_memory() -> None:
     assert len(q.free) == 3
 
 
+def test_rewrite_indirect_reuses_a_head_in_flight() -> None:
+    mem = guestmem.ByteMemory(64 * PAGE)
+    q = virtq.SplitQueue.allocate(mem, 4)
+    head = q.add([(0x20000, 51)], [(0x21000, 4096)], indirect=mem.alloc_pages(1))
+    q.publish(head)
+    table = mem.alloc_pages(1)
+    q.rewrite_indirect(head, [(0x22000, 51)], [(0x23000, 108)], table)
+    q.publish(head)
+    assert virtq.unpack_desc(mem.read(q.desc + head * 16, 16)) == (
+        table, 2 * 16, virtq.VRING_DESC_F_INDIRECT, 0)
+    assert virtq.unpack_desc(mem.read(table + 16, 16)) == (
+        0x23000, 108, virtq.VRING_DESC_F_WRITE, 0)
+    ring = [struct.unpack("<H", mem.read(q.avail + 4 + 2 * i, 2))[0] for i in range(2)]
+    assert ring == [head, head] and q.avail_idx == 2 and q.chains == {head: [head]}
+
+
 def test_queue_full_and_size_checks() -> None:
     mem = guestmem.ByteMemory(64 * PAGE)
     with pytest.raises(ValueError):

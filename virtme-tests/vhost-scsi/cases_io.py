@@ -15,7 +15,7 @@ import vhost as vh  # noqa: E402
 from dirtylog import fmt_pages  # noqa: E402
 from guestmem import PAGE  # noqa: E402
 from harness import WRITE_LBA, Case, Suite, io_round, kmemleak_available, kmemleak_vhost_leaks  # noqa: E402
-from inflight import phase_inflight_at_log_all  # noqa: E402
+from inflight import phase_inflight_at_log_all, phase_task_set_full  # noqa: E402
 from virtq import DESC_SIZE  # noqa: E402
 from vmm import Vmm  # noqa: E402
 
@@ -94,6 +94,7 @@ def case_io_bitmap(s: Suite, case: Case) -> None:
         log_eventfd_round(s, v, case, lba=1500)
     finally:
         v.close()
+    phase_task_set_full(s, case, lba=1700)
 
 
 def case_migration(s: Suite, case: Case) -> None:

@@ -103,8 +103,8 @@ class Suite:
         self.fuse.stop()
 
     # --- devices ----------------------------------------------------------
-    def vmm(self, hotplug: bool = False) -> Vmm:
-        v = Vmm(WWPN, hotplug=hotplug)
+    def vmm(self, hotplug: bool = False, queue_sizes: dict[int, int] | None = None) -> Vmm:
+        v = Vmm(WWPN, hotplug=hotplug, queue_sizes=queue_sizes)
         self.ready(v)
         return v
 

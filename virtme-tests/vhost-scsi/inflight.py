@@ -9,6 +9,10 @@ No timing decides the result: whatever a request writes after SET_FEATURES retur
 response and data-in pages, must be in the dirty log. The used-ring log (VHOST_VRING_F_LOG)
 stays off so that the log holds nothing else.
 
+The TASK SET FULL phase holds READs the same way: vhost-scsi gives an I/O queue one command
+tag per ring entry, so with every tag held a further request is refused at once with TASK
+SET FULL (vhost_scsi_send_status()), and with LOG_ALL on its response page must be logged.
+
 Reads /proc/self/task/<tid>/syscall; writes nothing but guest memory.
 """
 
@@ -21,15 +25,18 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import scsi  # noqa: E402
 import scsicmd as sc  # noqa: E402
 import vhost as vh  # noqa: E402
+from guestmem import PAGE  # noqa: E402
 from harness import FUSE_LUN, Case, Suite  # noqa: E402
-from vmm import Vmm  # noqa: E402
+from vmm import QUEUE_SIZES, Vmm  # noqa: E402
 
 REQUESTS = 4
 BLOCKED_S = 0.3          # this long inside SET_FEATURES counts as waiting for the requests
 GIVE_UP_S = 20.0         # the releaser answers the READs after this whatever happens
 SYS_IOCTL = 16           # x86-64
+TAGS = 4                 # the TASK SET FULL phase's I/O ring size, so its command tags
 
 
 def in_ioctl(tid: int, fd: int, request: int) -> bool:
@@ -85,6 +92,31 @@ def wait_fetched(v: Vmm, avail_idx: int, timeout: float = 20.0) -> int:
         time.sleep(0.01)
 
 
+def submit_held(s: Suite, v: Vmm, case: Case, reqs: list[sc.Request], label: str) -> bool:
+    """Hold the FUSE backstore's READs and submit ``reqs``; whether they are then all fetched
+    by vhost and none completed. The target core submits one command at a time per CPU: one
+    READ waits in the server, the others behind it. If not, the case fails saying how far
+    they got. The caller releases the backstore (``s.fuse.release()``) in any case."""
+    q = v.queues[vh.VQ_IO]
+    s.fuse.hold()
+    used_before = q.used_idx()
+    sc.submit(v, reqs)
+    held = s.fuse.wait_held(1)
+    fetched = wait_fetched(v, q.avail_idx)
+    if held and fetched == q.avail_idx and q.used_idx() == used_before:
+        return True
+    early = q.collect()
+    for head, _ in early:
+        r = next((r for r in reqs if r.head == head), None)
+        if r is not None:
+            sc.check_cmd(v.mem, r)
+            case.diag(f"{r.name}: completed while it should be held "
+                      f"({'; '.join(r.problems) or 'no problem'})")
+    case.fail(f"{label}: {held} READs held in the backstore, vhost fetched up to {fetched} "
+              f"of {q.avail_idx}, {len(early)} of {len(reqs)} already completed")
+    return False
+
+
 def phase_inflight_at_log_all(s: Suite, v: Vmm, case: Case, lba: int) -> None:
     """Logging is off on entry and on exit."""
     s.ready(v, FUSE_LUN)  # its first command on this nexus may get a UNIT ATTENTION
@@ -101,25 +133,8 @@ def phase_inflight_at_log_all(s: Suite, v: Vmm, case: Case, lba: int) -> None:
     # too) flushes the requests in flight when it is done. A VMM's guest goes on submitting
     # between SET_LOG_BASE and SET_FEATURES; those requests are the ones this phase holds.
     v.dev.set_log_base(v.log.hva)
-    s.fuse.hold()
     try:
-        before = q.used_idx()
-        sc.submit(v, reqs)
-        # the target core submits one command at a time per CPU: one READ waits in the
-        # server, the others behind it; all of them fetched by vhost and not completed
-        held = s.fuse.wait_held(1)
-        fetched = wait_fetched(v, q.avail_idx)
-        if not held or fetched != q.avail_idx or q.used_idx() != before:
-            early = q.collect()
-            for head, _ in early:
-                r = next((r for r in reqs if r.head == head), None)
-                if r is not None:
-                    sc.check_cmd(m, r)
-                    case.diag(f"{r.name}: completed before LOG_ALL was set "
-                              f"({'; '.join(r.problems) or 'no problem'})")
-            case.fail(f"in flight at LOG_ALL: {held} READs held in the backstore, vhost "
-                      f"fetched up to {fetched} of {q.avail_idx}, {len(early)} of "
-                      f"{len(reqs)} already completed")
+        if not submit_held(s, v, case, reqs, "in flight at LOG_ALL"):
             return
         releaser = Releaser(s, threading.get_native_id(), v.dev.fd)
         releaser.start()
@@ -152,3 +167,51 @@ def phase_inflight_at_log_all(s: Suite, v: Vmm, case: Case, lba: int) -> None:
                      set().union(set(), *(r.write_pages for r in late)), v.log.take())
     v.stop_logging()
     v.log.clear()
+
+
+def phase_task_set_full(s: Suite, case: Case, lba: int) -> None:
+    """With every command tag held, one more request is refused with TASK SET FULL; with
+    LOG_ALL on, its response page is logged when the refusal is written.
+
+    A well-behaved driver cannot get past the tags (a ring of TAGS entries holds at most TAGS
+    chains); this one re-points the ring descriptor of a held READ at a new chain and makes it
+    available again, as only a buggy or hostile guest does. The used-ring log stays off, so
+    the log then holds the refused request's response page and nothing else.
+    """
+    v = s.vmm(queue_sizes={**QUEUE_SIZES, vh.VQ_IO: TAGS})
+    try:
+        s.ready(v, FUSE_LUN)  # its first command on this nexus may get a UNIT ATTENTION
+        m, q = v.mem, v.queues[vh.VQ_IO]
+        reqs = [sc.read10(m, f"TASK SET FULL: held READ {i}", s.next_tag(), lba + 8 * i, 8,
+                          [(m.alloc_pages(1), scsi.CMD_RESP.size), (m.alloc_pages(1), PAGE)],
+                          indirect=True, lun=FUSE_LUN) for i in range(TAGS)]
+        v.start_logging(used_log=False)
+        try:
+            if not submit_held(s, v, case, reqs, "TASK SET FULL"):
+                return
+            resp = m.alloc_pages(1)
+            extra = sc.simple_cmd(m, "TASK SET FULL: a request beyond the tags", s.next_tag(),
+                                  scsi.cdb_test_unit_ready(), [(resp, scsi.CMD_RESP.size)])
+            v.log.clear()
+            q.rewrite_indirect(reqs[0].head, extra.readable, extra.writable, m.alloc_pages(1))
+            q.publish(reqs[0].head)
+            v.kick(vh.VQ_IO)
+            v.wait(vh.VQ_IO, count=1)
+            answer = scsi.CmdResp.parse(extra.response_bytes(m))
+            logged = v.log.take()
+        finally:
+            s.fuse.release()
+        if answer.response != scsi.S_OK or answer.status != scsi.TASK_SET_FULL:
+            case.fail(f"TASK SET FULL: the request beyond {TAGS} tags got {answer.describe()}")
+        else:
+            case.diag(f"TASK SET FULL: the request beyond {TAGS} tags was refused")
+        case.compare_log("TASK SET FULL, the refused request's response", extra.write_pages,
+                         logged)
+        v.wait(vh.VQ_IO, count=TAGS)
+        for r in reqs:
+            sc.check_cmd(m, r)
+        case.extend(sc.problems(reqs))
+        case.compare_log("TASK SET FULL, the held READs once released",
+                         set().union(*(r.write_pages for r in reqs)), v.log.take())
+    finally:
+        v.close()

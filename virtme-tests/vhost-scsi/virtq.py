@@ -123,6 +123,17 @@ class SplitQueue:
         self.chains[slots[0]] = slots
         return slots[0]
 
+    def rewrite_indirect(self, head: int, readable: Sequence[Buf], writable: Sequence[Buf],
+                         table: int) -> None:
+        """Point ring descriptor ``head``, whose chain is still in flight, at a new indirect
+        table: what only a buggy or hostile driver does (the device must cope). The queue's
+        bookkeeping is left alone; publish ``head`` again to make the new chain available."""
+        bufs = list(pack_chain(readable, writable, range(len(readable) + len(writable))))
+        for slot, raw in bufs:
+            self.mem.write(table + slot * DESC_SIZE, raw)
+        self.mem.write(self.desc + head * DESC_SIZE,
+                       DESC.pack(table, len(bufs) * DESC_SIZE, VRING_DESC_F_INDIRECT, 0))
+
     def publish(self, head: int) -> None:
         """Make a chain available (ring entry first, then the index)."""
         slot = self.avail_idx % self.num
