@@ -55,7 +55,8 @@ def test_every_step_applies_builds_and_boots_cleanly(default_run: dict) -> None:
     for step in rec["steps"]:
         assert step["apply"]["status"] == "applied"
         assert step["build"]["status"] == "pass"
-        assert step["build"]["warnings_new"] == []
+        if step["index"] > 0:  # the base's warnings are the tree's (6.12.118 has one)
+            assert step["build"]["warnings_new"] == [], step["build"]["warnings_new"]
         assert step["boot"]["status"] == "pass", step["boot"]
         assert step["splats"] == [], step["splats"]
         allowed = {s["title"] for s in step["boot"]["allowed_splats"]}
