@@ -106,13 +106,10 @@ class SplitQueue:
         if count == 0:
             raise ValueError("empty chain")
         if indirect is not None:
-            for slot, raw in pack_chain(readable, writable, range(count)):
-                self.mem.write(indirect + slot * DESC_SIZE, raw)
             if not self.free:
                 raise RuntimeError("no free descriptors")
             head = self.free.pop(0)
-            self.mem.write(self.desc + head * DESC_SIZE,
-                           DESC.pack(indirect, count * DESC_SIZE, VRING_DESC_F_INDIRECT, 0))
+            self._write_indirect(head, readable, writable, indirect)
             self.chains[head] = [head]
             return head
         if count > len(self.free):
@@ -128,11 +125,16 @@ class SplitQueue:
         """Point ring descriptor ``head``, whose chain is still in flight, at a new indirect
         table: what only a buggy or hostile driver does (the device must cope). The queue's
         bookkeeping is left alone; publish ``head`` again to make the new chain available."""
-        bufs = list(pack_chain(readable, writable, range(len(readable) + len(writable))))
-        for slot, raw in bufs:
+        self._write_indirect(head, readable, writable, table)
+
+    def _write_indirect(self, head: int, readable: Sequence[Buf], writable: Sequence[Buf],
+                        table: int) -> None:
+        """The chain as an indirect table at ``table``, and ring descriptor ``head`` on it."""
+        count = len(readable) + len(writable)
+        for slot, raw in pack_chain(readable, writable, range(count)):
             self.mem.write(table + slot * DESC_SIZE, raw)
         self.mem.write(self.desc + head * DESC_SIZE,
-                       DESC.pack(table, len(bufs) * DESC_SIZE, VRING_DESC_F_INDIRECT, 0))
+                       DESC.pack(table, count * DESC_SIZE, VRING_DESC_F_INDIRECT, 0))
 
     def publish(self, head: int) -> None:
         """Make a chain available (ring entry first, then the index)."""
