@@ -111,10 +111,10 @@ def test_prune_keeps_the_most_recently_used_free_places(small_repo) -> None:
     assert old.path.is_dir() and young.path.is_dir()  # configs/pool.toml keeps two
     with pool.place(repo, first) as held:  # the most recently used free place
         assert held.path == young.path
-        removed = pool.prune(repo, root, pool.pool_key(repo), pool.Limits(0, 10**12))
+        removed = pool.prune(repo, root, pool.lock_key(root), pool.Limits(0, 10**12))
         assert removed == [old.path] and held.path.is_dir()  # a held place is never removed
     assert not old.path.exists()
-    assert pool.prune(repo, root, pool.pool_key(repo), pool.Limits(5, 0)) == [young.path]
+    assert pool.prune(repo, root, pool.lock_key(root), pool.Limits(5, 0)) == [young.path]
 
 
 def _symbols(run_dir: Path, step: dict) -> str:

@@ -21,6 +21,7 @@ import pytest
 from series_factory import one_patch_series
 
 from pipeline import locking
+from pipeline.intake import pool
 from pipeline.record import index
 from pipeline.record import store as record
 
@@ -119,7 +120,7 @@ def _given_back(rec: dict) -> bool:
     if place is None:  # the run ended before it took one
         return True
     path = Path(place["path"])
-    held = locking.try_hold(f"pool-{path.parent.name}-{path.name}")
+    held = locking.try_hold(f"pool-{pool.lock_key(path.parent)}-{path.name}")
     if held is None:
         return False
     held.close()

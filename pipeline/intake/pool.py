@@ -71,6 +71,14 @@ def pool_key(tree: Path) -> str:
     return f"{tree.resolve().name.removesuffix('.git')}-{digest}"
 
 
+def lock_key(root: Path) -> str:
+    """The name the locks of the pool folder `root` go by: its key and a hash of its path, so
+    that two pools of one tree ($KPIPE_POOL moves the pool, the locks stay in the cache) never
+    take each other's place numbers."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    return f"{root.name}-{digest}"
+
+
 def _meta(root: Path, n: int) -> dict:
     path = root / f"{n}.json"
     try:
@@ -169,6 +177,7 @@ def place(tree: Path, commit: str) -> Iterator[Place]:
     key = pool_key(tree)
     root = paths.pool_dir() / key
     root.mkdir(parents=True, exist_ok=True)
+    key = lock_key(root)
     n, held = _take(root, key)
     in_order = False
     try:
