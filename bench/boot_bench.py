@@ -6,10 +6,11 @@ Reads a step directory of a kpipe run (bzImage, System.map, .config; default: st
 newest run in the reports dir that built one) and boots it with pipeline.boot.step (the run's
 default settings, the smoke suite unless told otherwise), each boot in a temporary directory.
 Prints one line per boot: from the console's timestamps (guest clock) kernel start to init,
-vng's init (systemd-tmpfiles, udev coldplug and settle), the guest runner's own start and the
-first test; then the host-clock time from starting vng to the first test, and the wall time;
-then the minimum, median and maximum of each column and the early-failure count (boots whose
-first attempt never reached the runner, the flake the retry rule absorbs).
+vng's init (systemd-tmpfiles, udev coldplug and settle when a suite asks for udev), the guest
+runner's own start, the first test and the tests; then the host-clock time from starting vng
+to the first test, and the wall time; then the minimum, median and maximum of each column and
+the early-failure count (boots whose first attempt never reached the runner, the flake the
+retry rule absorbs).
 
     .venv/bin/python bench/boot_bench.py [STEP_DIR] [-n 10] [--suite smoke] [--keep DIR]
 """
@@ -41,17 +42,22 @@ MARKS = {
     "tmpfiles": re.compile(r"virtme-ng-init: running systemd-tmpfiles"),
     "udev": re.compile(r"virtme-ng-init: Starting systemd-udevd"),
     "udev_done": re.compile(r"virtme-ng-init: udev is done"),
+    "udev_skip": re.compile(r"virtme-ng-init: unable to find udevd"),  # udev off (vng.py)
     "script": re.compile(r"virtme-ng-init: starting script"),
     "runner": re.compile(re.escape(boot.RUNNER_START)),
     "first_case": re.compile(re.escape(boot.FIRST_CASE)),
+    "runner_end": re.compile(re.escape(boot.RUNNER_END)),
 }
-COLUMNS = [  # (label, from mark, to mark): guest-clock seconds between two console lines
-    ("kernel", None, "init"),
-    ("init+tmpfiles", "init", "udev"),
-    ("udev", "udev", "udev_done"),
-    ("to script", "udev_done", "script"),
-    ("runner start", "script", "runner"),
-    ("to 1st test", "runner", "first_case"),
+# (label, from marks, to marks): guest-clock seconds between two console lines, each the first
+# of its marks found (a boot without udev has udev_skip where udev's two marks would be)
+COLUMNS = [
+    ("kernel", (), ("init",)),
+    ("init+tmpfiles", ("init",), ("udev", "udev_skip")),
+    ("udev", ("udev",), ("udev_done",)),
+    ("to script", ("udev_done", "udev_skip"), ("script",)),
+    ("runner start", ("script",), ("runner",)),
+    ("to 1st test", ("runner",), ("first_case",)),
+    ("tests", ("first_case",), ("runner_end",)),
 ]
 
 
@@ -70,9 +76,12 @@ def marks(console: Path) -> dict[str, float]:
 
 def phases(found: dict[str, float]) -> list[float | None]:
     out: list[float | None] = []
+    def first(names: tuple[str, ...]) -> float | None:
+        return next((found[n] for n in names if n in found), None)
+
     for _, start, end in COLUMNS:
-        a = 0.0 if start is None else found.get(start)
-        b = found.get(end)
+        a = 0.0 if not start else first(start)
+        b = first(end)
         out.append(round(b - a, 1) if a is not None and b is not None else None)
     return out
 
@@ -131,7 +140,8 @@ def main() -> int:
             early += len(attempts) > 1  # only a failure before the runner is retried
             failed += booted["status"] != "pass"
             console = out / booted["console"] if booted.get("console") else None
-            row = phases(marks(console)) if console and console.exists() else [None] * 6
+            row = (phases(marks(console)) if console and console.exists()
+                   else [None] * len(COLUMNS))
             rows.append(row)
             walls.append(wall)
             first = booted.get("first_test_seconds")  # host clock, from vng's start

@@ -52,7 +52,13 @@ FAKE_VNG = textwrap.dedent("""\
         sys.exit(255)
     if mode == "hang-boot":
         time.sleep(300)
+    if mode.startswith("no-ports"):  # no udev: virtme-ng-init runs the script on the console
+        say("[    0.900000] virtme-ng-init: virtme-init: cannot find script I/O ports; make sure "
+            "virtio-serial is available")
     say("[    1.000000] kpipe: runner start")
+    if mode in ("no-ports", "rc-255"):  # the runner ends, and vng has no exit code to give
+        say("[    3.000000] kpipe: runner end")
+        sys.exit(255)
     if mode == "hang-run":
         time.sleep(300)
     if mode == "ignore-term":
@@ -117,6 +123,25 @@ def test_ok_boot_keeps_console_and_kills_group(tmp_path, fake_vng):
     assert not a.leftover
     cmd = (tmp_path / "work" / "command-1.txt").read_text()
     assert "--disable-kvm" in cmd and "--force-9p" in cmd and "--verbose" in cmd
+    _assert_no_leftovers(fake_vng)
+
+
+def test_without_udev_the_runner_end_is_the_result_and_vng_hides_udevd(tmp_path, fake_vng):
+    out = _run(tmp_path, fake_vng("no-ports"))
+    assert out.final.script_on_console and out.final.reason == "ok", out.final
+    cmd = (tmp_path / "work" / "command-1.txt").read_text()
+    if boot.Path(boot.UDEVD_DIR, "systemd-udevd").exists():
+        assert boot.can_hide_udev() == "", "root on Debian 12: unshare --mount must work"
+        assert cmd.startswith("unshare --mount") and f"kpipe-hidden {boot.UDEVD_DIR}" in cmd
+    assert boot.udev_state(fake_vng("ok")) == "off: no suite asks for it"
+    with_udev = fake_vng("rc-255", udev=True)
+    assert boot.udev_state(with_udev) == "on: a suite asks for it"
+    # with the ports (udev on), vng's 255 after the runner's end is a failure, not an ok
+    work = tmp_path / "udev"
+    work.mkdir()
+    out = boot.boot(Path("/nonexistent/bzImage"), lambda d: f"true {d}", work, 5.0, with_udev)
+    assert out.final.reason == "rc-255" and not out.final.script_on_console
+    assert not (work / "command-1.txt").read_text().startswith("unshare")
     _assert_no_leftovers(fake_vng)
 
 

@@ -2,11 +2,13 @@
 
 Reads `virtme-tests/<suite>/suite.toml` (name, description, requires = ["CONFIG_..."] that must
 be `=y`, one or more [[program]] tables with `path` relative to the suite directory and
-`timeout` in seconds; optional `memory_mb`, the guest memory the suite needs, and `steps`,
-"all" (the default) or "ends": a slow suite that runs at the base and the tip only unless the
-run says `--slow-steps all`), a step's `.config`, and `configs/suites.txt` (one suite name per
-line, `#` comments). A suite named with a `/` is a path to a suite folder anywhere (the tests
-keep their test-only suites under tests/suites/). Writes nothing.
+`timeout` in seconds; optional `memory_mb`, the guest memory the suite needs, `udev = true`
+for a suite that needs udev and systemd-tmpfiles in the guest (off otherwise: they cost
+seconds at every boot), and
+`steps`, "all" (the default) or "ends": a slow suite that runs at the base and the tip only
+unless the run says `--slow-steps all`), a step's `.config`, and `configs/suites.txt` (one
+suite name per line, `#` comments). A suite named with a `/` is a path to a suite folder
+anywhere (the tests keep their test-only suites under tests/suites/). Writes nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Suite:
     programs: list[Program] = field(default_factory=list)
     memory_mb: int | None = None  # guest memory the suite needs (None: the run's default)
     steps: str = "all"  # "all" | "ends" (base and tip only, unless --slow-steps all)
+    udev: bool = False  # the suite needs udev running in the guest
 
 
 STEPS_RULES = ("all", "ends")
@@ -91,8 +94,11 @@ def load_suite(name: str, root: Path | None = None) -> Suite:
     steps = data.get("steps", "all")
     if steps not in STEPS_RULES:
         raise SuiteError(f"suite {name!r}: steps must be one of {', '.join(STEPS_RULES)}")
+    udev = data.get("udev", False)
+    if not isinstance(udev, bool):
+        raise SuiteError(f"suite {name!r}: udev must be true or false")
     return Suite(name, str(data.get("description", "")), directory, list(requires), programs,
-                 memory, steps)
+                 memory, steps, udev)
 
 
 def runs_at(suite: Suite, index: int, tip: int, slow_steps: str = "ends") -> bool:

@@ -24,12 +24,13 @@ if TYPE_CHECKING:  # boot.step is imported only by runs that boot
 
 def boot_settings(config: str, suites: list[Suite] | None = None) -> BootSettings:
     """The default boot settings, with the named config's own boot timeout if it has one and
-    the guest memory the largest of `suites` asks for."""
+    the guest memory the largest of `suites` asks for (and udev if one of them needs it)."""
     from pipeline.boot import step as bootstep
     from pipeline.boot import suites as suitemod
 
     settings = bootstep.settings_for(config)
-    return replace(settings, memory_mb=suitemod.guest_memory(suites or [], settings.memory_mb))
+    return replace(settings, memory_mb=suitemod.guest_memory(suites or [], settings.memory_mb),
+                   udev=any(s.udev for s in suites or []))
 
 
 def steps_rule(opts: RunOptions, rec: dict, index: int) -> tuple[list[Suite], list[Suite]]:
