@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--confirm", type=int, default=1, metavar="N",
                    help="re-run each failure that decides a verdict N times in a fresh boot "
                         "before the verdict is written (default 1; 0: off)")
+    r.add_argument("--boot-unchanged", action="store_true",
+                   help="boot every step, even one whose build made the same objects as the "
+                        "step before it (default: such a step takes that step's results)")
     r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
     r.add_argument("--run-dir", type=Path, help="write the run here (new or empty) instead of "
                                                 "reports/runs/<run-id>")
@@ -211,6 +214,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return _bad_input("--confirm N: N is 0 or more")
     common = {"tree": args.tree, "no_cache": args.no_cache, "jobs": args.jobs,
               "confirm": args.confirm, "sandbox": args.sandbox,
+              "boot_unchanged": args.boot_unchanged,
               "argv": ["kpipe", *argv], "run_dir": args.run_dir}
     if args.plan is not None:
         fixed = [name for name, given in (

@@ -33,6 +33,7 @@ class RunOptions:
     run_dir: Path | None = None
     confirm: int = 1  # re-runs of each deciding failure (0: none)
     sandbox: bool = True  # configure and build inside bubblewrap (pipeline/build/sandbox.py)
+    boot_unchanged: bool = False  # boot a step whose objects equal the previous step's too
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:

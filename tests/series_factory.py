@@ -187,3 +187,19 @@ def ablate_series(repo: Path, base: str, out: Path) -> Path:
         (SCSI, OPEN_FN, OPEN_FN + "\tBUILD_BUG_ON(KPIPE_ABLATE != 1);\n",
          "vhost-scsi: check KPIPE_ABLATE at build time"),
     ], "kpipe test: two hunks to ablate")
+
+
+def unchanged_objects_series(repo: Path, base: str, out: Path) -> Path:
+    """1 edits drivers/vhost/net.c (not in the default config: nothing is rebuilt), 2 rewords
+    a comment of scsi.c in place (same lines: the same objects), 3 adds a marker symbol (a
+    new object)."""
+    fn = f"void {MARKER}(void);\nvoid {MARKER}(void)\n{{\n}}\n\n"
+    return make_series(repo, base, out, [
+        ("drivers/vhost/net.c", " * virtio-net server in host kernel.\n",
+         " * virtio-net server in the host kernel.\n", "vhost-net: reword the header"),
+        (SCSI, " * Vhost kernel TCM fabric driver for virtio SCSI initiators\n",
+         " * Vhost kernel TCM fabric driver for virtio-scsi initiators\n",
+         "vhost-scsi: reword the header"),
+        (VHOST, "void vhost_dev_init(struct vhost_dev *dev,\n",
+         fn + "void vhost_dev_init(struct vhost_dev *dev,\n", "vhost: add a marker symbol"),
+    ], "kpipe test: objects a patch does not change")

@@ -1,10 +1,13 @@
 """One config's walk over a run's steps: merge the config, then for each step in order reuse
-it, or check it out, build it in the config's O= directory and boot it; and the run whose every
-step was done before (reuse_everything): linked, and booted here where only built before.
+it, or check it out, build it in the config's O= directory and boot it (or, when its objects
+equal the previous step's, take that step's results: pipeline/run/unchanged.py); and the run
+whose every step was done before (reuse_everything): linked, and booted here where only built
+before.
 
 Reads the worktree (with every patch applied as a commit), the ConfigPlan's reuse keys and
 earlier runs; writes each step's directory (build log, bzImage, System.map, .config,
-warnings.json, boot/) and its entry in the record, which is rewritten after every step.
+warnings.json, objects.json, boot/) and its entry in the record, which is rewritten after
+every step.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from pathlib import Path
 
 from pipeline.build import diagnostics
 from pipeline.build.make import build
+from pipeline.errors import BadInput
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import keys as steps
 from pipeline.record import store as record
-from pipeline.run import reuse, step_ops
-from pipeline.run.boot_steps import boot_step
+from pipeline.run import reuse, step_ops, unchanged
+from pipeline.run.boot_steps import boot_step, steps_rule
 from pipeline.run.lead_in import lead_in
 from pipeline.run.reuse import ConfigPlan, reusable
 
@@ -88,10 +92,33 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             record.write(run_dir, rec)
             step_ops.raise_disk_full(step_dir)
         rec.pop("current", None)
-        if opts.boot and step["build"]["status"] == "pass":
-            boot_step(opts, rec, step, run_dir, progress)
+        if step["build"]["status"] == "pass":  # kept for a booting run that reuses the build
+            found = unchanged.record_objects(step, step_dir, build_dir, opts.boot)
+            if opts.boot:
+                _boot_or_take(opts, rec, step, run_dir, found,
+                              patch_files[k - 1] if k > 0 else None, progress)
         record.write(run_dir, rec)
     record.stage_time(rec, f"build:{config_name}", t_build)
+
+
+def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
+                  found: dict[str, str], patch: Path | None, progress: Progress) -> None:
+    """Boot a freshly built step, unless its objects (`found`) equal the previous step's (then
+    it takes that step's results: pipeline/run/unchanged.py)."""
+    k = step["index"]
+    if k > 0 and not opts.boot_unchanged:
+        try:
+            here = [s.name for s in steps_rule(opts, rec, k)[0]]
+            before = [s.name for s in steps_rule(opts, rec, k - 1)[0]]
+        except BadInput:  # a bad suite: the boot records it
+            here, before = ["?"], []
+        if taken := unchanged.previous_if_same(rec, step, found, run_dir, patch, here, before):
+            unchanged.take_results(step, taken)
+            origin = step["boot"]["reused_from_step"]
+            progress.info(f"step {k}: its {len(found)} objects equal step {k - 1}'s: not "
+                          f"booted, step {origin}'s boot and tests stand for it")
+            return
+    boot_step(opts, rec, step, run_dir, progress)
 
 
 def reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
