@@ -94,16 +94,28 @@ RUN_KEYS = {"run_id", "created", "argv", "host", "reused_from", "build_reused_fr
 _ABS = re.compile(r"(^|[^\w.~/-])/[^\s:'\"),]+")
 
 
+# kbuild's own progress lines ("  CC      drivers/vhost/scsi.o"): under make -j2 which of them
+# come just before an error depends on scheduling, so an error's context is compared without them
+_KBUILD_LINE = re.compile(r"^  [A-Z][A-Z0-9_]* {2,}\S")
+
+
 def comparable(value: object) -> object:
-    """The record without timings, hosts, run ids, dates, reuse, argv and absolute paths."""
+    """The record without timings, hosts, run ids, dates, reuse, argv and absolute paths, and
+    with errors' context without kbuild's progress lines."""
     if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items()
-                if k not in TIMING_KEYS | RUN_KEYS}
+        return {k: (_without_kbuild_lines(v) if k == "context" and isinstance(v, str)
+                    else comparable(v))
+                for k, v in value.items() if k not in TIMING_KEYS | RUN_KEYS}
     if isinstance(value, list):
         return [comparable(v) for v in value]
     if isinstance(value, str):
         return _ABS.sub(r"\1<path>", value)
     return value
+
+
+def _without_kbuild_lines(context: str) -> str:
+    return "\n".join(line for line in comparable(context).splitlines()
+                     if not _KBUILD_LINE.match(line))
 
 
 def test_every_job_ran_its_run_steps(workflow: dict) -> None:
