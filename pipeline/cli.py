@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline import atomic, cli_tree, doctor, errors, paths
+from pipeline import atomic, cli_plan, cli_tree, doctor, errors, paths
 from pipeline.fanout import merge
 from pipeline.fanout import plan as planmod
 from pipeline.intake import series
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    return {"run": cmd_run, "ablate": cmd_ablate, "plan": cmd_plan, "merge": cmd_merge,
-            "fetch": cmd_fetch,
+    return {"run": cmd_run, "ablate": cmd_ablate, "plan": _said(cli_plan.cmd_plan),
+            "merge": cmd_merge, "fetch": cmd_fetch,
             "tree": _said(cli_tree.cmd_tree), "doctor": cmd_doctor, "report": cmd_report,
             "serve": cmd_serve, "index": cmd_index}[args.cmd](args, argv)
 
@@ -272,36 +272,6 @@ def cmd_ablate(args: argparse.Namespace, argv: list[str]) -> int:
         shown = f"  page: {page}" if page.is_file() else ""
         print(f"record: {run_dir / 'results.json'}{shown}  (exit {code})")
     return code
-
-
-def cmd_plan(args: argparse.Namespace, argv: list[str]) -> int:
-    req = RunOptions(
-        series=args.series, tree=args.tree, tree_name=args.tree_name, base=args.base,
-        base_remote=args.base_remote,
-        revision=args.revision, allow_partial=args.allow_partial,
-        configs=args.configs or ["default"], fragments=args.fragment,
-        boot=args.boot is not False, suites=args.suites,
-        slow_steps=args.slow_steps or "ends", lore=args.lore)
-    try:
-        plan = planmod.make(req, args.shards)
-    except errors.KpipeError as exc:
-        return _failed(exc)
-    planmod.write(plan, args.output)
-    numbers = [s["n"] for s in plan["shards"]]
-    if args.github_output:
-        with open(args.github_output, "a") as fh:
-            fh.write(f"shards={json.dumps(numbers)}\nid={plan['id']}\n")
-    if args.json:
-        print(json.dumps({"plan": str(args.output), "id": plan["id"],
-                          "shards": plan["shards"]}, indent=1))
-        return 0
-    print(f"plan {plan['id']}: {plan['series']['subject']} on {plan['base']['commit'][:12]} "
-          f"({plan['base']['rule']}), {plan['steps']} steps x {len(plan['configs'])} "
-          f"config(s) in {len(numbers)} shard(s): {args.output}")
-    for s in plan["shards"]:
-        print(f"  shard {s['n']}: " + ", ".join(f"{r['config']} {r['first']}..{r['last']}"
-                                                for r in s["ranges"]))
-    return 0
 
 
 def cmd_merge(args: argparse.Namespace, argv: list[str]) -> int:

@@ -27,7 +27,7 @@ LAYERS: list[list[str]] = [
     ["pipeline.fanout"],
     ["pipeline.run.reuse"],
     ["pipeline.run"],
-    ["pipeline.cli", "pipeline.cli_tree", "pipeline.doctor"],
+    ["pipeline.cli", "pipeline.cli_plan", "pipeline.cli_tree", "pipeline.doctor"],
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
