@@ -130,7 +130,7 @@ def test_without_udev_the_runner_end_is_the_result_and_vng_hides_udevd(tmp_path,
     out = _run(tmp_path, fake_vng("no-ports"))
     assert out.final.script_on_console and out.final.reason == "ok", out.final
     cmd = (tmp_path / "work" / "command-1.txt").read_text()
-    if boot.Path(boot.UDEVD_DIR, "systemd-udevd").exists():
+    if Path(boot.UDEVD_DIR, "systemd-udevd").exists():
         assert boot.can_hide_udev() == "", "root on Debian 12: unshare --mount must work"
         assert cmd.startswith("unshare --mount") and f"kpipe-hidden {boot.UDEVD_DIR}" in cmd
     assert boot.udev_state(fake_vng("ok")) == "off: no suite asks for it"

@@ -20,6 +20,7 @@ to TCG.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
@@ -150,21 +151,17 @@ def guest_path(rwdir: Path) -> Path:
     raise BootError(f"{rwdir} is under a directory vng overlays and no spare mount point exists")
 
 
+@functools.cache
 def can_hide_udev() -> str:
-    """'' when vng can run in a mount namespace of its own with udev hidden, else why not."""
-    global _HIDE_UDEV
-    if _HIDE_UDEV is None:
-        try:
-            proc = subprocess.run(_hiding(["true"]), capture_output=True, text=True,
-                                  timeout=30)
-            _HIDE_UDEV = "" if proc.returncode == 0 else (
-                proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            _HIDE_UDEV = str(exc)
-    return _HIDE_UDEV
-
-
-_HIDE_UDEV: str | None = None
+    """'' when vng can run in a mount namespace of its own with udev hidden, else why not
+    (asked once per process)."""
+    try:
+        proc = subprocess.run(_hiding(["true"]), capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return ""
+    return (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
 
 
 def _hiding(cmd: list[str]) -> list[str]:

@@ -36,8 +36,7 @@ def record_objects(step: dict, step_dir: Path, build_dir: Path,
 
 
 def previous_if_same(rec: dict, step: dict, found: dict[str, str], run_dir: Path,
-                     patch: Path | None, suites_here: list[str],
-                     suites_before: list[str]) -> dict | None:
+                     patch: Path | None, same_suites: bool) -> dict | None:
     """The previous step of the same config whose results this step may take, or None.
 
     It must have been booted (here or by a step it took from), run the same suites, and have
@@ -60,9 +59,7 @@ def previous_if_same(rec: dict, step: dict, found: dict[str, str], run_dir: Path
     if why := objects.always_boots(apply.touched_files(patch)):
         step["objects"]["always_boot"] = why
         return None
-    if suites_here != suites_before:
-        return None
-    return before
+    return before if same_suites else None
 
 
 def take_results(step: dict, before: dict) -> None:

@@ -107,18 +107,24 @@ def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
     it takes that step's results: pipeline/run/unchanged.py)."""
     k = step["index"]
     if k > 0 and not opts.boot_unchanged:
-        try:
-            here = [s.name for s in steps_rule(opts, rec, k)[0]]
-            before = [s.name for s in steps_rule(opts, rec, k - 1)[0]]
-        except BadInput:  # a bad suite: the boot records it
-            here, before = ["?"], []
-        if taken := unchanged.previous_if_same(rec, step, found, run_dir, patch, here, before):
+        same = _same_suites(opts, rec, k)
+        if taken := unchanged.previous_if_same(rec, step, found, run_dir, patch, same):
             unchanged.take_results(step, taken)
             origin = step["boot"]["reused_from_step"]
             progress.info(f"step {k}: its {len(found)} objects equal step {k - 1}'s: not "
                           f"booted, step {origin}'s boot and tests stand for it")
             return
     boot_step(opts, rec, step, run_dir, progress)
+
+
+def _same_suites(opts: RunOptions, rec: dict, k: int) -> bool:
+    """Whether steps k - 1 and k run the same suites (their steps rule); False when a suite
+    cannot be read (the boot then records why)."""
+    try:
+        return ([s.name for s in steps_rule(opts, rec, k)[0]]
+                == [s.name for s in steps_rule(opts, rec, k - 1)[0]])
+    except BadInput:
+        return False
 
 
 def reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
