@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from series_factory import MARKER, unchanged_objects_series
 
-from pipeline.run import objects
+from pipeline.run import objects, unchanged
 
 
 def _o_dir(root: Path, version: str, body: bytes = b"code") -> Path:
@@ -29,21 +29,36 @@ def _o_dir(root: Path, version: str, body: bytes = b"code") -> Path:
     (root / "drivers").mkdir()
     (root / "drivers" / "a.o").write_bytes(body)
     (root / "drivers" / ".a.o.cmd").write_text("cmd_drivers/a.o := gcc -c ../drivers/a.c\n")
+    (root / "drivers" / "stale.o").write_bytes(os.urandom(16))  # a config built here before
     (root / "vmlinux.o").write_bytes(os.urandom(16))  # left out: made from everything
     (root / "drivers" / "a.c.orig").write_text("not an output")
     (root / ".config").write_text("CONFIG_X=y\n")
+    _thin_archive(root, "vmlinux.a", "init/version.o", "drivers/a.o")
     return root
 
 
-def test_manifests_mask_the_localversion_and_leave_out_the_final_links(tmp_path: Path) -> None:
+def _thin_archive(root: Path, name: str, *members: str) -> None:
+    (root / name).unlink(missing_ok=True)
+    subprocess.run(["ar", "rcST", name, *members], cwd=root, check=True)
+
+
+def test_manifests_mask_the_localversion_and_hash_only_what_the_kernel_links(
+        tmp_path: Path) -> None:
     a = objects.manifest(_o_dir(tmp_path / "a", "-kpipe-s1"))
     b = objects.manifest(_o_dir(tmp_path / "b", "-kpipe-s2"))
-    assert set(a) == {"init/version.o", "drivers/a.o", "drivers/.a.o.cmd", ".config"}
+    assert set(a) == {"vmlinux.a (members)", "init/version.o", "drivers/a.o",
+                      "drivers/.a.o.cmd", ".config"}
     assert objects.differences(a, b) == []
-    c = objects.manifest(_o_dir(tmp_path / "c", "-kpipe-default-s3", b"other code"))
+    c_dir = _o_dir(tmp_path / "c", "-kpipe-default-s3", b"other code")
+    c = objects.manifest(c_dir)
     assert objects.differences(a, c) == ["drivers/a.o"]
     del c["drivers/a.o"]
     assert objects.differences(a, c) == ["drivers/a.o"]  # a missing output differs too
+    _thin_archive(c_dir, "vmlinux.a", "drivers/a.o", "init/version.o")  # link order
+    assert objects.differences(a, objects.manifest(c_dir)) == ["drivers/a.o",
+                                                              "vmlinux.a (members)"]
+    (c_dir / "vmlinux.a").unlink()
+    assert objects.manifest(c_dir) == {}  # nothing to compare: the step boots
 
 
 def test_a_patch_to_how_the_kernel_is_built_always_boots() -> None:
@@ -86,3 +101,11 @@ def test_steps_with_unchanged_objects_take_the_previous_boot(kernel_tree, mixed_
         assert (run_dir / step["dir"] / "objects.json").is_file()
         for test in step["tests"]:
             assert test["log"] is None or (run_dir / test["log"]).is_file(), test
+
+
+def test_a_step_with_nothing_to_compare_boots(tmp_path: Path) -> None:
+    (tmp_path / "s0").mkdir()
+    objects.save(tmp_path / "s0", {})
+    rec = {"steps": [{"index": 0, "config": "d", "dir": "s0", "boot": {"status": "pass"}}]}
+    step = {"index": 1, "config": "d", "objects": {"files": 0}}
+    assert unchanged.previous_if_same(rec, step, {}, tmp_path, tmp_path / "p", True) is None

@@ -2,12 +2,18 @@
 same can be told apart from two that differ.
 
 Reads an O= directory right after a build (before the next step's checkout changes it) and
-configs/unchanged-objects.toml (which outputs are hashed, which are left out, the LOCALVERSION
-pattern masked in them, and which patch paths always boot). Writes nothing itself: callers keep
-the manifest as `objects.json` in the step directory.
+configs/unchanged-objects.toml (kbuild's lists of what the kernel is linked from, the other
+outputs hashed, which are left out, the LOCALVERSION pattern masked in them, and which patch
+paths always boot). Writes nothing itself: callers keep the manifest as `objects.json` in the
+step directory.
 
 A manifest maps each hashed output's path to the sha256 of its bytes with the step's
-LOCALVERSION masked (the version string is the one thing every step's objects differ in).
+LOCALVERSION masked (the version string is the one thing every step's objects differ in). The
+objects hashed are the ones the kernel is linked from, as kbuild lists them (the members of the
+thin archives vmlinux.a and lib.a, each module's objects), with their `.cmd` files, and each
+list's member order: an O= directory that outlives runs (pipeline/intake/pool.py) also holds
+objects of configs and series built there before, which no step links and which must not make
+two steps differ.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,7 @@ MASK = b"-kpipe-LOCALVERSION"
 
 @dataclass(frozen=True)
 class Policy:
+    link_lists: tuple[str, ...]
     hashed: tuple[str, ...]
     left_out: tuple[str, ...]
     localversion: re.Pattern[bytes]
@@ -39,7 +47,8 @@ def load_policy(path: Path | None = None) -> Policy:
     path = path or paths.CONFIGS_DIR / POLICY
     try:
         data = tomllib.loads(path.read_text())
-        return Policy(tuple(data["hashed"]), tuple(data.get("left_out", [])),
+        return Policy(tuple(data["link_lists"]), tuple(data["hashed"]),
+                      tuple(data.get("left_out", [])),
                       re.compile(data["localversion_pattern"].encode()),
                       tuple(data.get("always_boot", [])))
     except (OSError, KeyError, TypeError, re.error, tomllib.TOMLDecodeError) as exc:
@@ -52,19 +61,75 @@ def _matches(rel: str, globs: tuple[str, ...]) -> bool:
                for g in globs)
 
 
-def manifest(build_dir: Path, policy: Policy | None = None) -> dict[str, str]:
-    """{path relative to O=: sha256 of its masked bytes} for every hashed build output."""
+def _members(build_dir: Path, archive: str) -> list[str]:
+    """The member paths of a thin archive, relative to O= (binutils' `ar t` run there: given
+    another path it prints them joined to it)."""
+    proc = subprocess.run(["ar", "t", archive], capture_output=True, text=True, cwd=build_dir)
+    if proc.returncode != 0:
+        raise BadInput(f"ar t {archive}: {proc.stderr.strip()[-300:]}")
+    return proc.stdout.split()
+
+
+def _module_objects(build_dir: Path) -> list[str]:
+    """Each module's objects: modules.order names the modules (NAME.o, or NAME.ko before
+    6.2), NAME.mod the objects each is linked from."""
+    order = build_dir / "modules.order"
+    if not order.is_file():
+        return []
+    found: list[str] = []
+    for line in order.read_text().split():
+        stem = line.removesuffix(".ko").removesuffix(".o")
+        mod = build_dir / f"{stem}.mod"
+        found += mod.read_text().split() if mod.is_file() else [f"{stem}.o"]
+        found.append(f"{stem}.mod.o")
+    return found
+
+
+def _cmd_file(rel: str) -> str:
+    head, _, name = rel.rpartition("/")
+    return f"{head}/.{name}.cmd" if head else f".{name}.cmd"
+
+
+def linked(build_dir: Path, policy: Policy | None = None) -> dict[str, list[str]]:
+    """{kbuild list: the objects it names, in link order} for each list this build has; {}
+    when there is no vmlinux.a (then nothing can be said to be unchanged)."""
     policy = policy or load_policy()
-    out: dict[str, str] = {}
-    for path in sorted(build_dir.rglob("*")):
-        if not path.is_file() or path.is_symlink():
-            continue
+    lists: dict[str, list[str]] = {}
+    for pattern in policy.link_lists:
+        for archive in sorted(build_dir.glob(pattern)):
+            rel = archive.relative_to(build_dir).as_posix()
+            lists[rel] = _members(build_dir, rel)
+    if "vmlinux.a" not in lists:
+        return {}
+    if mods := _module_objects(build_dir):
+        lists["modules.order"] = mods
+    return lists
+
+
+def manifest(build_dir: Path, policy: Policy | None = None) -> dict[str, str]:
+    """{path relative to O=: sha256 of its masked bytes} for every object the kernel is linked
+    from and its .cmd file, each link list (its member order), and the other hashed outputs;
+    {} when the build has no vmlinux.a."""
+    policy = policy or load_policy()
+    lists = linked(build_dir, policy)
+    if not lists:
+        return {}
+
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(policy.localversion.sub(MASK, data)).hexdigest()
+
+    out = {f"{name} (members)": digest("\n".join(members).encode())
+           for name, members in lists.items()}
+    for rel in {r for members in lists.values() for r in members}:
+        for path in (rel, _cmd_file(rel)):
+            if not _matches(path, policy.left_out) and (build_dir / path).is_file():
+                out[path] = digest((build_dir / path).read_bytes())
+    for path in build_dir.rglob("*"):
         rel = path.relative_to(build_dir).as_posix()
-        if not _matches(rel, policy.hashed) or _matches(rel, policy.left_out):
-            continue
-        data = policy.localversion.sub(MASK, path.read_bytes())
-        out[rel] = hashlib.sha256(data).hexdigest()
-    return out
+        if (_matches(rel, policy.hashed) and not _matches(rel, policy.left_out)
+                and path.is_file() and not path.is_symlink()):
+            out[rel] = digest(path.read_bytes())
+    return dict(sorted(out.items()))
 
 
 def differences(a: dict[str, str], b: dict[str, str]) -> list[str]:

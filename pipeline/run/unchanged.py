@@ -49,7 +49,7 @@ def previous_if_same(rec: dict, step: dict, found: dict[str, str], run_dir: Path
     if before["boot"].get("status") in (None, "not-run", "blocked"):
         return None
     theirs = objects.load(run_dir / before["dir"])
-    if theirs is None:
+    if not theirs or not found:  # no vmlinux.a (a kernel before 6.1): nothing to compare
         return None
     changed = objects.differences(theirs, found)
     step["objects"].update(compared_with=k - 1, changed_count=len(changed),
