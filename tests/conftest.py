@@ -21,6 +21,17 @@ from pipeline.intake import tree
 
 GOLDEN = Path(__file__).parent / "golden"
 
+# The fixtures that import the real kernel tree or build and boot a kernel from it: a test
+# that uses one is marked e2e, so that `pytest -m "not e2e"` is the quick subset.
+KERNEL_FIXTURES = {"kernel_tree", "sparse_worktree", "full_worktree", "mixed_run",
+                   "base_kernel", "lkdtm_kernel", "fresh73", "tree73"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if KERNEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ import pytest
 from conftest import git, kpipe_run, printed_record
 from series_factory import MARKER, marker_series, one_patch_series
 
+from pipeline.build import make
 from pipeline.intake import pool
 
 
@@ -54,6 +55,22 @@ def test_a_kept_place_rewrites_only_the_files_that_differ(small_repo) -> None:
         assert not (p2.path / "stray.c").exists()
         assert (p2.path / "a.c").stat().st_mtime_ns == stamps["a.c"]
         assert (p2.path / "b.c").stat().st_mtime_ns > stamps["b.c"]
+
+
+def test_a_build_whose_place_vanished_is_an_error_never_a_result(small_repo,
+                                                                  tmp_path: Path) -> None:
+    """A real make in the place: a plain failure is the patch's; one after which the worktree
+    is gone (another process took the place) is an error, which no later run reuses."""
+    repo, first, _ = small_repo
+    with pool.place(repo, first) as p:
+        (p.path / "Makefile").write_text("all:\n\tfalse\n")
+        out = make.build(p.path, p.path / "o-default", "-kpipe-s0", tmp_path / "s0", [], 1)
+        assert out.record["status"] == "fail", out.record
+        (p.path / "Makefile").write_text(f"all:\n\trm -rf {p.path}/.git {p.path}/Makefile"
+                                         "; false\n")
+        out = make.build(p.path, p.path / "o-default", "-kpipe-s1", tmp_path / "s1", [], 1)
+        assert out.record["status"] == "error", out.record
+        assert "was gone when make ended" in out.record["errors"][0]["message"]
 
 
 def test_two_runs_at_once_get_two_places(small_repo) -> None:

@@ -116,6 +116,10 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
     if rc and jail and (refused := refusals(text)):
         record["sandbox_refused"] = refused
         record["errors"].insert(0, {"message": "the build sandbox refused: " + refused[0]})
+    if rc and not ((worktree / "Makefile").is_file() and (worktree / ".git").exists()):
+        record["status"] = "error"  # never reused: it says nothing about the patch
+        record["errors"].insert(0, {"message": f"the build place {worktree} was gone when "
+                                               "make ended: not the patch's failure"})
     disk_full = bool(re.search(r"No space left on device", text))
     if disk_full:
         record["status"] = "error"
