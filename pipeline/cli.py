@@ -84,6 +84,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--boot-unchanged", action="store_true",
                    help="boot every step, even one whose build made the same objects as the "
                         "step before it (default: such a step takes that step's results)")
+    r.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="boot each step before building the next (default: step k boots while "
+                        "step k+1 builds; for debugging)")
     r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
     r.add_argument("--run-dir", type=Path, help="write the run here (new or empty) instead of "
                                                 "reports/runs/<run-id>")
@@ -213,7 +216,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.confirm < 0:
         return _bad_input("--confirm N: N is 0 or more")
     common = {"tree": args.tree, "no_cache": args.no_cache, "jobs": args.jobs,
-              "confirm": args.confirm, "sandbox": args.sandbox,
+              "confirm": args.confirm, "sandbox": args.sandbox, "overlap": args.overlap,
               "boot_unchanged": args.boot_unchanged,
               "argv": ["kpipe", *argv], "run_dir": args.run_dir}
     if args.plan is not None:

@@ -34,6 +34,7 @@ class RunOptions:
     confirm: int = 1  # re-runs of each deciding failure (0: none)
     sandbox: bool = True  # configure and build inside bubblewrap (pipeline/build/sandbox.py)
     boot_unchanged: bool = False  # boot a step whose objects equal the previous step's too
+    overlap: bool = True  # boot step k while step k+1 builds (pipeline/run/booter.py)
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:

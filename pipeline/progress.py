@@ -4,11 +4,17 @@ Reads nothing; writes to stderr through rich (stdout is kept for --json). Long s
 which step and which file they are on; failures say which patch, which stage, and where the log
 is. Text from mails, logs and compilers is escaped, so `[default]` or `[-Wunused]` print as
 they are, not as markup.
+
+A run prints from two threads (its boot worker boots step k while step k+1 builds:
+pipeline/run/booter.py), so every line of a step names the step and its stage ("build step 1
+[default]: 120 files compiled", "boot step 0 [default]: booting ..."); rich prints each line
+whole, under its console's lock.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -37,13 +43,19 @@ class Progress:
     def error(self, text: str) -> None:
         self.console.print(f"[bold red]  error[/] {escape(text)}")
 
-    def build_unit(self, unit: str, count: int) -> None:
-        """Called per compiled file; prints at most every 5 s so logs stay small."""
+    def build_unit(self, unit: str, count: int, label: str = "") -> None:
+        """Called per compiled file; prints at most every 5 s so logs stay small. `label`
+        names the build ("step 1 [default]")."""
         now = time.monotonic()
         if self.quiet or now - self._last < 5:
             return
         self._last = now
-        self.console.print(f"        {count} files compiled, now {escape(unit)}")
+        said = f"build {label}: " if label else ""
+        self.console.print(f"        {escape(said)}{count} files compiled, now {escape(unit)}")
+
+    def build_units(self, label: str) -> Callable[[str, int], None]:
+        """build_unit for the build `label` names: make's progress callback."""
+        return lambda unit, count: self.build_unit(unit, count, label)
 
     def build_done(self, k: int, build: dict) -> None:
         status = build["status"]

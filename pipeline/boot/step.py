@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -108,9 +109,11 @@ def boot_status(outcome: bootmod.BootOutcome) -> tuple[str, str]:
 
 def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: str,
                   suites: list[str], out_dir: Path, settings: BootSettings,
-                  suites_root: Path | None = None, attempt: int = 1) -> dict:
+                  suites_root: Path | None = None, attempt: int = 1,
+                  stop: threading.Event | None = None) -> dict:
     """Boot one step's kernel, run `suites` in the guest, scan the kernel log for splats.
-    `attempt` says which run on this kernel it is (the guest runner passes it on)."""
+    `attempt` says which run on this kernel it is (the guest runner passes it on); setting
+    `stop` kills the guest and raises vng.Interrupted (pipeline/boot/vng.py)."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -135,7 +138,7 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         return f"{GUEST_PYTHON} -I -S {RUNNER} --plan {rwdir / 'plan.json'}"
 
     try:
-        outcome = bootmod.boot(bzimage, exec_cmd, out_dir, run_timeout, settings, prepare)
+        outcome = bootmod.boot(bzimage, exec_cmd, out_dir, run_timeout, settings, prepare, stop)
     except bootmod.BootError as exc:
         return _error_record(str(exc))
     final = outcome.final

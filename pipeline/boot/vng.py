@@ -16,6 +16,11 @@ guest ("KVM internal error", "emulation failure": a nested KVM that passed the a
 probe but cannot run a real kernel), the attempt is ended at once (QEMU stays paused otherwise),
 the next attempt runs under TCG, and the probe's cache is told so that later boots go straight
 to TCG.
+
+A boot run in a thread (the walk's boot worker, pipeline/run/booter.py) is given a `stop` event:
+once it is set the attempt under way is ended as a timeout is (the group killed) and boot()
+raises Interrupted instead of retrying; a Ctrl-C reaches only the main thread, so this is how
+it reaches the guest.
 """
 
 from __future__ import annotations
@@ -72,6 +77,10 @@ ROOT_FLAGS = "rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,ca
 
 class BootError(InfraError):
     """vng cannot be started at all (missing binary, bad arguments)."""
+
+
+class Interrupted(Exception):
+    """The boot was stopped from outside (its `stop` event set); its VM is gone."""
 
 
 @dataclass
@@ -262,8 +271,10 @@ def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
                 attempt.runner_ended = True
 
 
-def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: float) -> Attempt:
-    """Run one vng command in its own process group; return when it exits or is killed."""
+def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: float,
+           stop: threading.Event | None = None) -> Attempt:
+    """Run one vng command in its own process group; return when it exits or is killed (at a
+    timeout, or once `stop` is set)."""
     attempt = Attempt(console=console)
     t0 = time.monotonic()
     try:
@@ -282,7 +293,7 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
                 attempt.timed_out = "boot"
             elif attempt.runner_started is not None and now > attempt.runner_started + run_timeout:
                 attempt.timed_out = "run"
-            if attempt.timed_out or attempt.kvm_fault:
+            if attempt.timed_out or attempt.kvm_fault or (stop is not None and stop.is_set()):
                 break
             time.sleep(0.1)
     finally:
@@ -319,8 +330,10 @@ def classify(attempt: Attempt) -> str:
 
 
 def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_timeout: float,
-         settings: BootSettings, prepare: Callable[[Path], None] | None = None) -> BootOutcome:
-    """Boot `bzimage`, retrying once if the first attempt fails before the runner starts.
+         settings: BootSettings, prepare: Callable[[Path], None] | None = None,
+         stop: threading.Event | None = None) -> BootOutcome:
+    """Boot `bzimage`, retrying once if the first attempt fails before the runner starts;
+    raise Interrupted (its VM killed) when `stop` is set before or while an attempt runs.
 
     For attempt n a results directory workdir/guest-<n> is made (and `prepare` called on it),
     `exec_cmd(dir)` gives the guest command (dir: where the guest sees the results directory),
@@ -334,6 +347,8 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
     tries = 2 if settings.retry_early_failures else 1
     n = 0
     while n < tries:
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"boot of {bzimage} stopped before attempt {n + 1}")
         n += 1
         rwdir = workdir / f"guest-{n}"
         rwdir.mkdir(parents=True, exist_ok=True)
@@ -341,7 +356,10 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
             prepare(rwdir)
         cmd = vng_command(bzimage, rwdir, exec_cmd(guest_path(rwdir)), settings, outcome.accel)
         (workdir / f"command-{n}.txt").write_text(" ".join(_quote(c) for c in cmd) + "\n")
-        attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout)
+        attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout,
+                         stop)
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"boot of {bzimage} stopped in attempt {n}")
         outcome.attempts.append(attempt)
         if attempt.kvm_fault and outcome.accel == "kvm":
             _fall_back_to_tcg(outcome, attempt, settings)

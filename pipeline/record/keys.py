@@ -123,6 +123,8 @@ def find_reusable(key: str, exclude_run: str, field: str = "key") -> tuple[str, 
         found = find_reusable_scan(key, exclude_run, field)
     if found and field == "key" and timed_out(found[1]):
         return None  # a timeout says more about the host's load than about the step
+    if found and field == "key" and found[1]["boot"].get("interrupted"):
+        return None  # built, but its boot was cut short (or never started): boot it again
     return found
 
 

@@ -4,12 +4,16 @@ pipeline/boot/step.py (which boots and tests a bzImage on its own).
 Reads the step's bzImage, System.map and .config from its directory in the run and the suites'
 definitions (their steps rule and guest memory); writes the step's boot, tests and splats into
 the record (paths relative to the run; a suite its steps rule leaves out of this step is
-`not-run (steps rule)`) and the host's accelerator into rec["host"].
+`not-run (steps rule)`) and the host's accelerator into rec["host"]. A boot is three parts so
+that the boot worker (pipeline/run/booter.py) can run the middle one in its thread: prepare
+(reads the record: the suites), run_job (boots from the step directory alone and touches no
+record) and apply_result (writes the record); boot_step does all three at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,33 +66,56 @@ def left_out_tests(rec: dict, step: dict, suites: list[Suite]) -> list[dict]:
     return out
 
 
-def boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
-              progress: Progress) -> None:
-    """Boot one built step, with the record saying so while it runs."""
-    rec["current"] = {"step": step["index"], "config": step["config"], "stage": "boot"}
-    record.write(run_dir, rec)
-    _boot(opts, rec, step, run_dir / step["dir"], step["dir"], progress)
-    rec.pop("current", None)
-    record.write(run_dir, rec)
+@dataclass(frozen=True)
+class BootJob:
+    """One step's boot as the main thread fixes it before it runs (here or in the boot worker,
+    pipeline/run/booter.py): the step's record entry, the suites that run at this step (as
+    boot_once takes them) and those its steps rule leaves out. The boot itself reads only
+    `who` (a copy of the entry's index, config, localversion and dir) and the step directory."""
+
+    step: dict
+    who: dict
+    names: list[str]
+    given: list[str]
+    left_out: list[Suite]
+
+    @property
+    def label(self) -> str:
+        return f"step {self.who['index']} [{self.who['config']}]"
 
 
-def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str,
-          progress: Progress) -> None:
-    """Boot the step and run its suites (pipeline.boot.step); paths made run-relative."""
+def prepare(opts: RunOptions, rec: dict, step: dict) -> BootJob:
+    """The boot of one built step, ready to run (reads the suites and their steps rule)."""
     from pipeline.boot import suites as suitemod
 
     try:
         here, left_out = steps_rule(opts, rec, step["index"])
         names, given = [s.name for s in here], [str(s.directory) for s in here]
     except suitemod.SuiteError:  # boot_and_test records it as the step's boot error
-        here, left_out = [], []
+        left_out = []
         names = given = suitemod.for_run(opts.boot, opts.suites)
-    later = f" ({', '.join(s.name for s in left_out)}: steps rule)" if left_out else ""
-    progress.stage("boot", f"step {step['index']}: booting {step['localversion']}, "
-                           f"suites {', '.join(names) or 'none'}{later}")
-    result = boot_once(step, step_dir, f"{step_rel}/boot", given)
-    result["tests"] += left_out_tests(rec, step, left_out)
+    who = {k: step[k] for k in ("index", "config", "localversion", "dir")}
+    return BootJob(step, who, names, given, left_out)
+
+
+def run_job(job: BootJob, run_dir: Path, progress: Progress,
+            stop: threading.Event | None = None) -> dict:
+    """Boot the step and run its suites (pipeline.boot.step); the result with run-relative
+    paths. Touches no record: the caller applies it (apply_result). `stop` set: the guest
+    is killed and vng.Interrupted raised."""
+    later = (f" ({', '.join(s.name for s in job.left_out)}: steps rule)"
+             if job.left_out else "")
+    progress.stage("boot", f"{job.label}: booting {job.who['localversion']}, "
+                           f"suites {', '.join(job.names) or 'none'}{later}")
+    return boot_once(job.who, run_dir / job.who["dir"], f"{job.who['dir']}/boot", job.given,
+                     stop=stop)
+
+
+def apply_result(rec: dict, job: BootJob, result: dict, progress: Progress) -> None:
+    """The boot's result into the step's record entry (and the host's accelerator)."""
+    result["tests"] += left_out_tests(rec, job.step, job.left_out)
     boot_rec = result["boot"]
+    step = job.step
     step["boot"], step["tests"], step["splats"] = boot_rec, result["tests"], result["splats"]
     if boot_rec.get("accel"):
         rec["host"]["accel"] = boot_rec["accel"]
@@ -98,8 +125,33 @@ def _boot(opts: RunOptions, rec: dict, step: dict, step_dir: Path, step_rel: str
     progress.boot_done(step["index"], boot_rec, result["tests"], failed)
 
 
+KILLED = "interrupted while it booted: the guest was killed"
+
+
+def not_booted(detail: str) -> dict:
+    """The boot of a step whose boot was cut short or never started (`interrupted`: a later
+    run boots it again rather than reuse it, pipeline/record/keys.py)."""
+    return {"status": "not-run", "interrupted": True, "detail": detail}
+
+
+def boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
+              progress: Progress) -> None:
+    """Boot one built step here and now, with the record saying so while it runs."""
+    rec["current"] = {"step": step["index"], "config": step["config"], "stage": "boot"}
+    record.write(run_dir, rec)
+    job = prepare(opts, rec, step)
+    try:
+        result = run_job(job, run_dir, progress)
+    except BaseException:  # Ctrl-C: vng killed its guest; a later run boots the step again
+        step["boot"] = not_booted(KILLED)
+        raise
+    apply_result(rec, job, result, progress)
+    rec.pop("current", None)
+    record.write(run_dir, rec)
+
+
 def boot_once(step: dict, step_dir: Path, out_rel: str, suites: list[str],
-              attempt: int = 1) -> dict:
+              attempt: int = 1, stop: threading.Event | None = None) -> dict:
     """One boot of the step's kernel running `suites` (names or suite folders), its output in
     the run-relative folder out_rel (under step_dir); the result of pipeline.boot.step with
     run-relative paths."""
@@ -114,7 +166,7 @@ def boot_once(step: dict, step_dir: Path, out_rel: str, suites: list[str],
     result = bootstep.boot_and_test(
         step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
         step["localversion"], suites, out_dir, boot_settings(step["config"], loaded),
-        attempt=attempt)
+        attempt=attempt, stop=stop)
     prefix = f"{out_rel}/"
     boot_rec = result["boot"]
     if boot_rec.get("console"):

@@ -66,7 +66,7 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
         step_ops.checkout(wt, applied[j]["commit"])
         progress.stage("build", f"lead-in step {j} [{name}] (warnings before the range)")
         outcome = build(wt, build_dir, step_ops.localversion(name, j), scratch / str(j),
-                        previous, opts.jobs, progress.build_unit,
+                        previous, opts.jobs, progress.build_units(f"lead-in step {j} [{name}]"),
                         step_ops.jail(opts.sandbox, wt, build_dir, base_step=j == k == 0))
         if outcome.disk_full:
             step_ops.raise_disk_full(scratch / str(j))

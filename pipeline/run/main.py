@@ -11,7 +11,8 @@ pool at the base and given back on every path; a run that does not end in order 
 be wiped before its next use.
 
 The stages live in their own modules: reuse keys and look-ups (reuse.py), one config's walk
-over the steps and the all-reused run (walk.py), a shard's lead-in (lead_in.py), booting
+over the steps and the all-reused run (walk.py), the boot worker that boots each built step
+while the walk builds the next (booter.py), a shard's lead-in (lead_in.py), booting
 a step (boot_steps.py) and re-running the failures that decide a verdict (confirm.py). A
 shard's record is partial: no verdicts (the merge computes them) and exit code 0 once complete.
 """
@@ -31,9 +32,10 @@ from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
 from pipeline.record import verdicts
+from pipeline.run.booter import Booter
 from pipeline.run.confirm import confirm_failures
 from pipeline.run.lead_in import ranges as walk_ranges
-from pipeline.run.reuse import plan_configs
+from pipeline.run.reuse import ConfigPlan, plan_configs
 from pipeline.run.walk import reuse_everything, walk_config
 
 __all__ = ["InfraError", "RunOptions", "run"]
@@ -99,11 +101,12 @@ def _fail(rec: dict, status: str, code: int, message: str, progress: Progress) -
 
 
 def _mark_unfinished(rec: dict) -> None:
-    """The stage that was cut short is named in the record; its status stays `not-run`."""
-    current = rec.pop("current", None)
-    if current and rec["status"] != "complete":
-        rec["error"] = (rec["error"] or "") + (
-            f" (during {current['stage']} of step {current['step']} [{current['config']}])")
+    """The stages that were cut short (the main thread's, and the boot worker's: booter.py)
+    are named in the record; their status stays `not-run`."""
+    cut = [c for c in (rec.pop("current", None), rec.pop("booting", None)) if c]
+    if cut and rec["status"] != "complete":
+        rec["error"] = (rec["error"] or "") + " (during " + " and ".join(
+            f"{c['stage']} of step {c['step']} [{c['config']}]" for c in cut) + ")"
 
 
 def _check_sandbox(opts: RunOptions, rec: dict, progress: Progress) -> None:
@@ -164,21 +167,36 @@ def _run(opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None
     info, chosen, patch_files = intake(opts, rec, run_dir, progress)
     plan = plan_configs(opts, info.path, chosen["commit"], patch_files)
     ranges = walk_ranges(opts, len(patch_files))
-    if not reuse_everything(opts, plan, rec, run_dir, progress, ranges):
-        with pool.place(info.path, chosen["commit"]) as held:
-            wt = held.path
-            rec["host"]["build_place"] = held.as_dict()
-            progress.info(f"build place {wt} ({place_state(held)}, {held.seconds:.0f} s)")
-            t0 = time.monotonic()
-            applied = apply_series.apply_all(wt, patch_files, run_dir, chosen["commit"],
-                                             progress)
-            record.stage_time(rec, "apply", t0)
-            for config_name, (first, last) in ranges.items():
-                walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
-                            progress, first, last)
+    rec["overlap"] = opts.overlap
+    # The boots run in the booter's thread beside the builds; leaving its block waits for them
+    # all (or, on Ctrl-C or an error, kills the one under way), so the confirmations and
+    # verdicts below see every boot. The build place can go back before the last boots end.
+    with Booter(opts, rec, run_dir, progress) as booter:
+        if not reuse_everything(opts, plan, rec, run_dir, progress, ranges, booter):
+            with pool.place(info.path, chosen["commit"]) as held:
+                try:
+                    _walk(opts, rec, run_dir, held, plan, patch_files, ranges, progress, booter)
+                except BaseException:
+                    booter.stop()  # its guest goes before the build place is given back
+                    raise
     t0 = time.monotonic()
     if confirm_failures(opts, rec, run_dir, progress, len(patch_files), ranges):
         record.stage_time(rec, "confirm", t0)
+
+
+def _walk(opts: RunOptions, rec: dict, run_dir: Path, held: pool.Place,
+          plan: dict[str, ConfigPlan], patch_files: list[Path],
+          ranges: dict[str, tuple[int, int]], progress: Progress, booter: Booter) -> None:
+    """Apply the series in the build place, then walk each config's range of steps."""
+    wt = held.path
+    rec["host"]["build_place"] = held.as_dict()
+    progress.info(f"build place {wt} ({place_state(held)}, {held.seconds:.0f} s)")
+    t0 = time.monotonic()
+    applied = apply_series.apply_all(wt, patch_files, run_dir, rec["base"]["commit"], progress)
+    record.stage_time(rec, "apply", t0)
+    for config_name, (first, last) in ranges.items():
+        walk_config(opts, rec, run_dir, wt, plan[config_name], applied, patch_files,
+                    progress, booter, first, last)
 
 
 def place_state(held: pool.Place) -> str:

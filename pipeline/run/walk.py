@@ -1,18 +1,21 @@
 """One config's walk over a run's steps: merge the config, then for each step in order reuse
-it, or check it out, build it in the config's O= directory and boot it (or, when its objects
-equal the previous step's, take that step's results: pipeline/run/unchanged.py); and the run
-whose every step was done before (reuse_everything): linked, and booted here where only built
-before.
+it, or check it out, build it in the config's O= directory and hand it to the boot worker
+(pipeline/run/booter.py), which boots step k from its step directory while the walk builds
+k+1 (or, when its objects equal the previous step's, it takes that step's results:
+pipeline/run/unchanged.py); and the run whose every step was done before
+(reuse_everything): linked, and booted here where only built before.
 
 Reads the worktree (with every patch applied as a commit), the ConfigPlan's reuse keys and
 earlier runs; writes each step's directory (build log, bzImage, System.map, .config,
-warnings.json, objects.json, boot/) and its entry in the record, which is rewritten after
-every step.
+warnings.json, objects.json; the boot worker writes boot/) and its entry in the record, which
+is rewritten after every step, by this thread only (the boot worker's results are applied
+here).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.build import diagnostics
@@ -23,15 +26,17 @@ from pipeline.progress import Progress
 from pipeline.record import keys as steps
 from pipeline.record import store as record
 from pipeline.run import reuse, step_ops, unchanged
-from pipeline.run.boot_steps import boot_step, steps_rule
+from pipeline.run.boot_steps import steps_rule
+from pipeline.run.booter import Booter
 from pipeline.run.lead_in import lead_in
 from pipeline.run.reuse import ConfigPlan, reusable
 
 
 def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,
                 applied: list[dict], patch_files: list[Path], progress: Progress,
-                first: int = 0, last: int | None = None) -> None:
-    """Build (and boot) steps first..last of one config, in order, in one O= directory."""
+                booter: Booter, first: int = 0, last: int | None = None) -> None:
+    """Build steps first..last of one config, in order, in one O= directory, and hand each
+    that builds to `booter` (whose boots may still run when this returns)."""
     last = len(applied) - 1 if last is None else last
     spec, spec_hash, config_name = cplan.spec, cplan.hash, cplan.spec.name
     build_dir = wt / f"o-{config_name}"
@@ -71,7 +76,8 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             else:
                 progress.info(f"step {k} [{config_name}]: build reused from run "
                               f"{step['build_reused_from']}; booting it")
-                boot_step(opts, rec, step, run_dir, progress)
+                booter.submit(step)
+                record.write(run_dir, rec)
             continue
         rec["steps"].append(step)
         step_ops.checkout(wt, step_in["commit"])
@@ -80,10 +86,12 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir,
                                                                     opts.sandbox)}
         rec["current"] = {"step": k, "config": config_name, "stage": "build"}
+        booter.collect()
         record.write(run_dir, rec)
         progress.stage("build", f"step {k}/{len(applied) - 1} [{config_name}]")
         outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
-                        progress.build_unit, step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
+                        _compiled(progress, booter, f"step {k} [{config_name}]"),
+                        step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
         step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
         step_ops.save_warnings(step_dir, outcome.warnings)
         previous = outcome.warnings
@@ -96,13 +104,15 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             found = unchanged.record_objects(step, step_dir, build_dir, opts.boot)
             if opts.boot:
                 _boot_or_take(opts, rec, step, run_dir, found,
-                              patch_files[k - 1] if k > 0 else None, progress)
+                              patch_files[k - 1] if k > 0 else None, progress, booter)
+        booter.collect()
         record.write(run_dir, rec)
     record.stage_time(rec, f"build:{config_name}", t_build)
 
 
 def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
-                  found: dict[str, str], patch: Path | None, progress: Progress) -> None:
+                  found: dict[str, str], patch: Path | None, progress: Progress,
+                  booter: Booter) -> None:
     """Boot a freshly built step, unless its objects (`found`) equal the previous step's (then
     it takes that step's results: pipeline/run/unchanged.py)."""
     k = step["index"]
@@ -114,7 +124,19 @@ def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
             progress.info(f"step {k}: its {len(found)} objects equal step {k - 1}'s: not "
                           f"booted, step {origin}'s boot and tests stand for it")
             return
-    boot_step(opts, rec, step, run_dir, progress)
+    booter.submit(step)
+
+
+def _compiled(progress: Progress, booter: Booter, label: str) -> Callable[[str, int], None]:
+    """make's progress callback for the build `label` names: its progress line, and the boots
+    that ended meanwhile applied to the record (which this thread alone writes)."""
+    units = progress.build_units(label)
+
+    def compiled(unit: str, count: int) -> None:
+        units(unit, count)
+        booter.collect()
+
+    return compiled
 
 
 def _same_suites(opts: RunOptions, rec: dict, k: int) -> bool:
@@ -128,9 +150,10 @@ def _same_suites(opts: RunOptions, rec: dict, k: int) -> bool:
 
 
 def reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, run_dir: Path,
-                     progress: Progress, ranges: dict[str, tuple[int, int]]) -> bool:
+                     progress: Progress, ranges: dict[str, tuple[int, int]],
+                     booter: Booter) -> bool:
     """When every step this run walks was done before, or at least built before (then it is
-    booted here), link them all: no checkout, no make."""
+    handed to `booter` to boot here), link them all: no checkout, no make."""
     found = reuse.all_reusable(opts, plan, rec["run_id"], ranges)
     if found is None:
         return False
@@ -146,7 +169,7 @@ def reuse_everything(opts: RunOptions, plan: dict[str, ConfigPlan], rec: dict, r
             if f.boot_here:
                 progress.info(f"step {k} [{name}]: build reused from run "
                               f"{step['build_reused_from']}; booting it")
-                boot_step(opts, rec, step, run_dir, progress)
+                booter.submit(step)
         rec["configs"].append(steps.earlier_config(seq[0].run, name))
         booted = sum(f.boot_here for f in seq)
         progress.info(f"config {name}: all {len(seq)} steps reused from earlier runs"

@@ -1,0 +1,192 @@
+"""The boot worker of a run: each built step is booted in one thread, in step order, while the
+main thread goes on building the next steps (a TCG guest has one vCPU; the build takes both
+cores when it has them alone).
+
+Reads what pipeline/run/boot_steps.py's run_job reads (the step's directory, the suites);
+writes the record, but only ever from the main thread, and says in the record which boot is
+under way (`booting`: the first step handed to the worker whose result is not in the record
+yet, the one the worker boots or is about to; `current` stays the main thread's stage).
+Turned off (`--no-overlap`), submit boots the step at once in the main thread, as the walk
+did before.
+
+One writer of the record: the worker never touches it. It hands each result back over a queue
+and the main thread applies it (boot_steps.apply_result) and writes the record whenever it
+passes by (collect: as each step starts, while make compiles, as each step ends) and at the end
+(drain). The other way, every write through one lock-guarded writer, was not taken: the main
+thread changes the record in many places (each step's entry, stages, `current`), every one of
+them would have to take the lock, and one that did not would let the worker's json.dumps meet a
+dict changing under it; handing results back keeps every change to the record in one thread,
+with no lock around any of them.
+
+At most one boot at a time: the host has two cores and a TCG guest takes one. Leaving on an
+exception (Ctrl-C and SIGTERM reach the main thread only, as KeyboardInterrupt; or an error):
+the worker's guest is killed (vng's `stop` event: its process group goes), the boots that had
+finished are applied, and the boot cut short and those not started keep the status `not-run`
+with `interrupted: true` and a detail (a later run boots them again: pipeline/record/keys.py);
+`booting` is left naming the one cut short, so that the run's error says so.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from pipeline.options import RunOptions
+from pipeline.progress import Progress
+from pipeline.record import store as record
+from pipeline.run import boot_steps
+from pipeline.run.boot_steps import BootJob
+
+Outcome = dict | BaseException | None  # a result, what the boot raised, or None: not started
+
+
+class Booter:
+    """Boots steps in order in one worker thread; every record write stays in the caller's."""
+
+    def __init__(self, opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
+        self.opts, self.rec, self.run_dir, self.progress = opts, rec, run_dir, progress
+        self._jobs: queue.Queue[BootJob | None] = queue.Queue()
+        self._done: queue.Queue[tuple[BootJob, Outcome]] = queue.Queue()
+        self._stop = threading.Event()
+        self._pending: deque[BootJob] = deque()  # handed to the worker, not yet applied
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Booter:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.drain()
+        else:
+            self.stop()
+
+    def submit(self, step: dict) -> None:
+        """Boot this built step (its entry in the record): after those handed over before it."""
+        if not self.opts.overlap:
+            boot_steps.boot_step(self.opts, self.rec, step, self.run_dir, self.progress)
+            return
+        job = boot_steps.prepare(self.opts, self.rec, step)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="kpipe-boot", daemon=True)
+            self._thread.start()
+        self._pending.append(job)
+        self._jobs.put(job)
+        self._mark_booting()
+
+    def collect(self) -> None:
+        """Apply the boots that ended, and write the record when it changed (cheap otherwise:
+        make's progress calls it for every file compiled)."""
+        changed = False
+        while True:
+            try:
+                job, outcome = self._done.get_nowait()
+            except queue.Empty:
+                break
+            self._apply(job, outcome)
+            changed = True
+        if self._mark_booting() or changed:
+            record.write(self.run_dir, self.rec)
+
+    def drain(self) -> None:
+        """Wait for every boot handed over, applying each as it ends; the seconds waited are
+        the record's stage `boot-wait`."""
+        t0 = time.monotonic()
+        waited = bool(self._pending)
+        while self._pending:
+            try:
+                job, outcome = self._done.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._apply(job, outcome)
+            self._mark_booting()
+            record.write(self.run_dir, self.rec)
+        self._end_thread()
+        if waited:
+            record.stage_time(self.rec, "boot-wait", t0)
+
+    def stop(self) -> None:
+        """Kill the boot under way, leave those not started, apply those that ended (the
+        module's docstring says how each is recorded). Safe to call more than once."""
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._end_thread()
+        cut = None
+        while True:
+            try:
+                job, outcome = self._done.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(outcome, dict):
+                boot_steps.apply_result(self.rec, job, outcome, self.progress)
+            else:
+                cut = job if outcome is not None else cut
+                self._interrupted(job, outcome)
+            self._pending.popleft()
+        self.rec.pop("booting", None)
+        if cut is not None:
+            self.rec["booting"] = _where(cut)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._stop.is_set():
+                self._done.put((job, None))
+                continue
+            try:
+                outcome: Outcome = boot_steps.run_job(job, self.run_dir, self.progress,
+                                                      self._stop)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                outcome = exc
+            self._done.put((job, outcome))
+
+    def _end_thread(self) -> None:
+        """Let the worker finish (a set stop makes that quick: its guest is killed) and wait
+        for it; a second Ctrl-C meanwhile does not leave its guest running."""
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        while self._thread.is_alive():
+            try:
+                self._thread.join(0.5)
+            except KeyboardInterrupt:
+                self._stop.set()
+        self._thread = None
+
+    def _apply(self, job: BootJob, outcome: Outcome) -> None:
+        self._pending.popleft()  # results come back in the order jobs went in
+        if isinstance(outcome, dict):
+            boot_steps.apply_result(self.rec, job, outcome, self.progress)
+            return
+        self._interrupted(job, outcome)
+        if outcome is not None:
+            raise outcome  # the boot's own error (a full disk, a bug): the run ends on it
+
+    def _interrupted(self, job: BootJob, outcome: BaseException | None) -> None:
+        from pipeline.boot import vng
+
+        if outcome is None:
+            detail = "interrupted before it booted"
+        elif isinstance(outcome, vng.Interrupted):
+            detail = boot_steps.KILLED
+        else:
+            detail = f"interrupted: the boot failed: {outcome!r}"
+        job.step["boot"] = boot_steps.not_booted(detail)
+
+    def _mark_booting(self) -> bool:
+        """Say in the record which step's boot is under way (or about to be); True when that
+        changed."""
+        want = _where(self._pending[0]) if self._pending else None
+        if self.rec.get("booting") == want:
+            return False
+        if want is None:
+            self.rec.pop("booting", None)
+        else:
+            self.rec["booting"] = want
+        return True
+
+
+def _where(job: BootJob) -> dict:
+    return {"step": job.who["index"], "config": job.who["config"], "stage": "boot"}
