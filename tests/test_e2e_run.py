@@ -249,6 +249,69 @@ def test_ctrl_c_leaves_a_consistent_record_and_no_worktree(kernel_tree, tmp_path
     assert _given_back(rec)
 
 
+def _wait_for_overlap(proc: subprocess.Popen, reports: Path, timeout: float) -> Path:
+    """The run dir once its record says step 1 builds while step 0 boots, and step 0's guest
+    is up (its console is being written)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        for path in reports.glob("runs/*/results.json"):
+            try:
+                rec = json.loads(path.read_text())
+            except ValueError:  # never expected: the record is replaced by a rename
+                continue
+            console = path.parent / "steps/default/0/boot/console-1.log"
+            if (rec.get("current") == {"step": 1, "config": "default", "stage": "build"}
+                    and rec.get("booting", {}).get("step") == 0 and console.is_file()):
+                return path.parent
+        time.sleep(0.2)
+    proc.kill()
+    out, err = proc.communicate()
+    pytest.fail(f"never saw step 1 build while step 0 booted (exit {proc.returncode}):\n"
+                f"{err[-3000:]}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_a_boot_and_a_build_overlap(kernel_tree, tmp_path: Path,
+                                                    sig: signal.Signals) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM (to kpipe
+    alone, as a service manager sends it) while the boot worker boots step 0 under vng and
+    the main thread builds step 1: the guest is killed, the record is consistent and names
+    both stages cut short, the build place is given back and the report renders.
+    Measured on the shared 2-core host: ~2-3 min each (the base build of a kept place, one
+    file and the link for step 1; the boot is killed within seconds)."""
+    series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "overlap")
+    reports = tmp_path / "reports"
+    env = dict(os.environ, KPIPE_REPORTS=str(reports))
+    proc = subprocess.Popen([*KPIPE, "run", str(series), "--no-cache", "--suite", "smoke"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run_dir = _wait_for_overlap(proc, reports, 1800)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 130, err[-3000:]
+    rec = record.load(run_dir)
+    jsonschema.validate(rec, json.loads(record.SCHEMA_FILE.read_text()))
+    assert rec["status"] == "interrupted"
+    assert "during build of step 1 [default] and boot of step 0 [default]" in rec["error"]
+    assert "current" not in rec and "booting" not in rec
+    step0, step1 = rec["steps"]
+    assert step0["build"]["status"] == "pass"
+    assert step0["boot"] == {"status": "not-run", "interrupted": True,
+                             "detail": "interrupted while it booted: the guest was killed"}
+    assert step1["build"]["status"] == "not-run" and step1["boot"]["status"] == "not-run"
+    left = subprocess.run(["pgrep", "-af", str(run_dir)], capture_output=True, text=True)
+    assert left.stdout == "", f"processes of the run left: {left.stdout}"
+    assert _given_back(rec)
+    assert (run_dir / "report.html").is_file()
+    listed, _ = index.list_runs(reports)
+    assert [(r.id, r.outcome) for r in listed] == [(rec["run_id"], "interrupted")]
+    assert "step 1 [default]" in err and "boot step 0 [default]" in err  # both stages named
+
+
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     """A 256 KiB tmpfs: fills up as soon as a build log grows (a real ENOSPC, no mock)."""

@@ -79,8 +79,9 @@ class BootError(InfraError):
     """vng cannot be started at all (missing binary, bad arguments)."""
 
 
-class Interrupted(Exception):
-    """The boot was stopped from outside (its `stop` event set); its VM is gone."""
+class Interrupted(KeyboardInterrupt):
+    """The boot was stopped from outside (its `stop` event set, as the run's Ctrl-C does); its
+    VM is gone. A KeyboardInterrupt: should it ever reach the run, it ends as Ctrl-C does."""
 
 
 @dataclass
