@@ -58,9 +58,10 @@ class Booter:
         return self
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
-        if exc_type is None:
-            self.drain()
-        else:
+        try:
+            if exc_type is None:
+                self.drain()
+        finally:  # also when the drain itself is cut short (a Ctrl-C while it waits)
             self.stop()
 
     def submit(self, step: dict) -> None:
