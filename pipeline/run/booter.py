@@ -32,6 +32,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.options import RunOptions
@@ -81,11 +82,7 @@ class Booter:
         """Apply the boots that ended, and write the record when it changed (cheap otherwise:
         make's progress calls it for every file compiled)."""
         changed = False
-        while True:
-            try:
-                job, outcome = self._done.get_nowait()
-            except queue.Empty:
-                break
+        for job, outcome in self._ended():
             self._apply(job, outcome)
             changed = True
         if self._mark_booting() or changed:
@@ -116,11 +113,7 @@ class Booter:
         self._stop.set()
         self._end_thread()
         cut = None
-        while True:
-            try:
-                job, outcome = self._done.get_nowait()
-            except queue.Empty:
-                break
+        for job, outcome in self._ended():
             if isinstance(outcome, dict):
                 boot_steps.apply_result(self.rec, job, outcome, self.progress)
             else:
@@ -130,6 +123,14 @@ class Booter:
         self.rec.pop("booting", None)
         if cut is not None:
             self.rec["booting"] = _where(cut)
+
+    def _ended(self) -> Iterator[tuple[BootJob, Outcome]]:
+        """The boots the worker has handed back so far, in step order (waits for none)."""
+        while True:
+            try:
+                yield self._done.get_nowait()
+            except queue.Empty:
+                return
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
