@@ -119,6 +119,7 @@ class Attempt:
     leftover: bool = False  # the process group was still alive after the kill (never expected)
     kvm_fault: str = ""  # QEMU's line saying KVM stopped the guest, if it printed one
     script_on_console: bool = False  # no udev: the script ran on the console (CONSOLE_SCRIPT)
+    stopped: bool = False  # killed because the caller's stop event was set
     reason: str = ""  # "ok" or why it failed
 
     @property
@@ -294,7 +295,8 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
                 attempt.timed_out = "boot"
             elif attempt.runner_started is not None and now > attempt.runner_started + run_timeout:
                 attempt.timed_out = "run"
-            if attempt.timed_out or attempt.kvm_fault or (stop is not None and stop.is_set()):
+            attempt.stopped = stop is not None and stop.is_set()
+            if attempt.timed_out or attempt.kvm_fault or attempt.stopped:
                 break
             time.sleep(0.1)
     finally:
@@ -359,7 +361,7 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
         (workdir / f"command-{n}.txt").write_text(" ".join(_quote(c) for c in cmd) + "\n")
         attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout,
                          stop)
-        if stop is not None and stop.is_set():
+        if attempt.stopped:
             raise Interrupted(f"boot of {bzimage} stopped in attempt {n}")
         outcome.attempts.append(attempt)
         if attempt.kvm_fault and outcome.accel == "kvm":
