@@ -7,13 +7,15 @@ ccache and the build places, so a warm ccache is used: say so beside the figures
 runs into a temporary reports dir (so no step is reused from an earlier run, and none of these
 runs feeds a later one). Every run is `--no-cache`; a `--no-boot` run of the series goes
 first, unmeasured, so that the build place the measured runs take holds the series' tip (a
-place left wiped by an interrupted run would otherwise make the first run rebuild it all).
+place left wiped by an interrupted run would otherwise make the first run rebuild it all;
+`--no-warm-up` leaves it out when the place is known to hold the tip already).
 Prints, for each mode and round, the wall
 time, the load average before and after, the record's stage times (the walk, `boot-wait`,
 confirm), the sum of the steps' build and boot seconds, and the ratio of the two modes' medians.
 Rounds alternate the modes so that a change in the host's load falls on both.
 
     .venv/bin/python bench/overlap_bench.py [SERIES] [--rounds N] [--suite NAME ...]
+                                            [--no-warm-up]
 """
 
 from __future__ import annotations
@@ -59,13 +61,15 @@ def main() -> None:
     ap.add_argument("series", nargs="?", default=str(paths.DEFAULT_SERIES))
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--suite", action="append", default=[])
+    ap.add_argument("--no-warm-up", dest="warm_up", action="store_false")
     args = ap.parse_args()
     extra = [a for s in args.suite for a in ("--suite", s)]
     walls: dict[str, list[float]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="kpipe-overlap-bench-") as tmp:
-        warm = one_run(args.series, Path(tmp) / "warm", ["--no-boot"])
-        print(f"warm-up (--no-boot, not measured): {warm['wall']:.0f} s, place {warm['place']}",
-              flush=True)
+        if args.warm_up:
+            warm = one_run(args.series, Path(tmp) / "warm", ["--no-boot"])
+            print(f"warm-up (--no-boot, not measured): {warm['wall']:.0f} s, place "
+                  f"{warm['place']}", flush=True)
         for n in range(args.rounds):
             order = list(MODES) if n % 2 == 0 else list(reversed(MODES))
             for mode in order:
