@@ -309,7 +309,7 @@ def test_interrupt_while_a_boot_and_a_build_overlap(kernel_tree, tmp_path: Path,
     assert (run_dir / "report.html").is_file()
     listed, _ = index.list_runs(reports)
     assert [(r.id, r.outcome) for r in listed] == [(rec["run_id"], "interrupted")]
-    assert "step 1 [default]" in err and "boot step 0 [default]" in err  # both stages named
+    assert "build step 1 [default]" in err and "boot step 0 [default]" in err  # both named
 
 
 @pytest.fixture
