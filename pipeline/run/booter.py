@@ -9,6 +9,11 @@ yet, the one the worker boots or is about to; `current` stays the main thread's 
 Turned off (`--no-overlap`), submit boots the step at once in the main thread, as the walk
 did before.
 
+A step handed over with a `take` (pipeline/run/walk.py: its objects may equal the previous
+step's, whose results it then takes instead of booting) waits, in order, until every boot
+handed over before it is in the record; then `take` decides, in the main thread, and the step
+is booted only if it says no. The steps behind it wait behind it.
+
 One writer of the record: the worker never touches it. It hands each result back over a queue
 and the main thread applies it (boot_steps.apply_result) and writes the record whenever it
 passes by (collect: as each step starts, while make compiles, as each step ends) and at the end
@@ -32,7 +37,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pipeline.options import RunOptions
@@ -41,6 +46,7 @@ from pipeline.record import store as record
 from pipeline.run import boot_steps
 from pipeline.run.boot_steps import BootJob
 
+NOT_STARTED = "interrupted before it booted"
 Outcome = dict | BaseException | None  # a result, what the boot raised, or None: not started
 
 
@@ -53,6 +59,7 @@ class Booter:
         self._done: queue.Queue[tuple[BootJob, Outcome]] = queue.Queue()
         self._stop = threading.Event()
         self._pending: deque[BootJob] = deque()  # handed to the worker, not yet applied
+        self._waiting: deque[tuple[dict, Callable[[], bool] | None]] = deque()  # not yet sent
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Booter:
@@ -65,18 +72,35 @@ class Booter:
         finally:  # also when the drain itself is cut short (a Ctrl-C while it waits)
             self.stop()
 
-    def submit(self, step: dict) -> None:
-        """Boot this built step (its entry in the record): after those handed over before it."""
+    def submit(self, step: dict, take: Callable[[], bool] | None = None) -> None:
+        """Boot this built step (its entry in the record) after those handed over before it;
+        with `take`, only if take() says no once their boots are in the record."""
         if not self.opts.overlap:
-            boot_steps.boot_step(self.opts, self.rec, step, self.run_dir, self.progress)
+            if take is None or not take():
+                boot_steps.boot_step(self.opts, self.rec, step, self.run_dir, self.progress)
             return
-        job = boot_steps.prepare(self.opts, self.rec, step)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="kpipe-boot", daemon=True)
-            self._thread.start()
-        self._pending.append(job)
-        self._jobs.put(job)
+        self._waiting.append((step, take))
+        self._send()
         self._mark_booting()
+
+    def _send(self) -> None:
+        """Hand the waiting steps to the worker, in order, as far as their `take` allows."""
+        while self._waiting:
+            step, take = self._waiting[0]
+            if take is not None:
+                if self._pending:
+                    return  # it needs every earlier boot in the record first
+                if take():
+                    self._waiting.popleft()
+                    continue
+            self._waiting.popleft()
+            job = boot_steps.prepare(self.opts, self.rec, step)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="kpipe-boot",
+                                                daemon=True)
+                self._thread.start()
+            self._pending.append(job)
+            self._jobs.put(job)
 
     def collect(self) -> None:
         """Apply the boots that ended, and write the record when it changed (cheap otherwise:
@@ -85,6 +109,8 @@ class Booter:
         for job, outcome in self._ended():
             self._apply(job, outcome)
             changed = True
+        if changed:
+            self._send()
         if self._mark_booting() or changed:
             record.write(self.run_dir, self.rec)
 
@@ -92,13 +118,15 @@ class Booter:
         """Wait for every boot handed over, applying each as it ends; the seconds waited are
         the record's stage `boot-wait`."""
         t0 = time.monotonic()
-        waited = bool(self._pending)
+        waited = bool(self._pending or self._waiting)
+        self._send()
         while self._pending:
             try:
                 job, outcome = self._done.get(timeout=0.5)
             except queue.Empty:
                 continue
             self._apply(job, outcome)
+            self._send()
             self._mark_booting()
             record.write(self.run_dir, self.rec)
         self._end_thread()
@@ -108,6 +136,9 @@ class Booter:
     def stop(self) -> None:
         """Kill the boot under way, leave those not started, apply those that ended (the
         module's docstring says how each is recorded). Safe to call more than once."""
+        for step, _take in self._waiting:  # never handed to the worker
+            step["boot"] = boot_steps.not_booted(NOT_STARTED)
+        self._waiting.clear()
         if self._thread is None:
             return
         self._stop.set()
@@ -170,7 +201,7 @@ class Booter:
         from pipeline.boot import vng
 
         if outcome is None:
-            detail = "interrupted before it booted"
+            detail = NOT_STARTED
         elif isinstance(outcome, vng.Interrupted):
             detail = boot_steps.KILLED
         else:

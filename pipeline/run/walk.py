@@ -113,18 +113,26 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
 def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
                   found: dict[str, str], patch: Path | None, progress: Progress,
                   booter: Booter) -> None:
-    """Boot a freshly built step, unless its objects (`found`) equal the previous step's (then
-    it takes that step's results: pipeline/run/unchanged.py)."""
+    """Hand a freshly built step to the booter, which boots it unless its objects (`found`)
+    equal the previous step's: it then takes that step's results (pipeline/run/unchanged.py),
+    decided once the previous step's boot is in the record (it may still run when this
+    returns)."""
     k = step["index"]
-    if k > 0 and not opts.boot_unchanged:
+    if k == 0 or opts.boot_unchanged:
+        booter.submit(step)
+        return
+
+    def take() -> bool:
         same = _same_suites(opts, rec, k)
         if taken := unchanged.previous_if_same(rec, step, found, run_dir, patch, same):
             unchanged.take_results(step, taken)
             origin = step["boot"]["reused_from_step"]
             progress.info(f"step {k}: its {len(found)} objects equal step {k - 1}'s: not "
                           f"booted, step {origin}'s boot and tests stand for it")
-            return
-    booter.submit(step)
+            return True
+        return False
+
+    booter.submit(step, take)
 
 
 def _compiled(progress: Progress, booter: Booter, label: str) -> Callable[[str, int], None]:
