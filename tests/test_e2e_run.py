@@ -270,7 +270,7 @@ def _wait_for_overlap(proc: subprocess.Popen, reports: Path, timeout: float) -> 
                 f"{err[-3000:]}")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupt_while_a_boot_and_a_build_overlap(kernel_tree, tmp_path: Path,
                                                     sig: signal.Signals) -> None:
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM (to kpipe
