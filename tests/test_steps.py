@@ -77,3 +77,26 @@ def test_a_timed_out_boot_is_never_reused(tmp_path) -> None:
     assert steps.find_reusable("b" * 24, "none", "build_key")[0] == runs[1].name
     retried = {"boot": {"attempts": [{"reason": "boot-timeout"}, {"reason": "ok"}]}}
     assert not steps.timed_out(retried)  # retried and booted: a valid result
+
+
+def test_a_boot_cut_short_is_never_reused_but_its_build_is(tmp_path) -> None:
+    """A step whose boot a Ctrl-C cut short (or never started: the boot worker had it queued)
+    is built but not booted: a later run takes its build by the build key and boots it."""
+    import json
+
+    import synthetic_runs
+
+    from pipeline import paths
+    from pipeline.run import boot_steps
+
+    reports = Path(paths.reports_dir())
+    synthetic_runs.make_runs(reports, 1)
+    run = reports / "runs" / synthetic_runs.run_id(0)
+    rec = json.loads((run / "results.json").read_text())
+    rec["steps"][0]["key"], rec["steps"][0]["build_key"] = "k" * 24, "b" * 24
+    (run / "results.json").write_text(json.dumps(rec))
+    assert steps.find_reusable("k" * 24, "none")[0] == run.name
+    rec["steps"][0]["boot"] = boot_steps.not_booted(boot_steps.KILLED)
+    (run / "results.json").write_text(json.dumps(rec))
+    assert steps.find_reusable("k" * 24, "none") is None
+    assert steps.find_reusable("b" * 24, "none", "build_key")[0] == run.name
