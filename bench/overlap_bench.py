@@ -15,7 +15,7 @@ confirm), the sum of the steps' build and boot seconds, and the ratio of the two
 Rounds alternate the modes so that a change in the host's load falls on both.
 
     .venv/bin/python bench/overlap_bench.py [SERIES] [--rounds N] [--suite NAME ...]
-                                            [--no-warm-up]
+                                            [--no-warm-up] [--only MODE]
 """
 
 from __future__ import annotations
@@ -62,16 +62,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--suite", action="append", default=[])
     ap.add_argument("--no-warm-up", dest="warm_up", action="store_false")
+    ap.add_argument("--only", choices=list(MODES), help="run one mode only (no ratio)")
     args = ap.parse_args()
     extra = [a for s in args.suite for a in ("--suite", s)]
-    walls: dict[str, list[float]] = {m: [] for m in MODES}
+    modes = [args.only] if args.only else list(MODES)
+    walls: dict[str, list[float]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory(prefix="kpipe-overlap-bench-") as tmp:
         if args.warm_up:
             warm = one_run(args.series, Path(tmp) / "warm", ["--no-boot"])
             print(f"warm-up (--no-boot, not measured): {warm['wall']:.0f} s, place "
                   f"{warm['place']}", flush=True)
         for n in range(args.rounds):
-            order = list(MODES) if n % 2 == 0 else list(reversed(MODES))
+            order = modes if n % 2 == 0 else list(reversed(modes))
             for mode in order:
                 got = one_run(args.series, Path(tmp) / f"{mode}-{n}", extra + MODES[mode])
                 walls[mode].append(got["wall"])
@@ -82,6 +84,8 @@ def main() -> None:
                       f"{got['load'][1]:.2f}; stages: {stages}; place {got['place']}",
                       flush=True)
     medians = {m: statistics.median(w) for m, w in walls.items()}
+    if args.only:
+        return
     print(f"median wall: overlap {medians['overlap']:.0f} s, no-overlap "
           f"{medians['no-overlap']:.0f} s; no-overlap / overlap = "
           f"{medians['no-overlap'] / medians['overlap']:.2f}")
