@@ -85,10 +85,10 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
             progress.info(f"patch {k} touches Kconfig: re-checking the config")
             step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir,
                                                                     opts.sandbox)}
+        progress.stage("build", f"step {k} [{config_name}] (of 0..{len(applied) - 1})")
         rec["current"] = {"step": k, "config": config_name, "stage": "build"}
         booter.collect()
         record.write(run_dir, rec)
-        progress.stage("build", f"step {k} [{config_name}] (of 0..{len(applied) - 1})")
         outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
                         _compiled(progress, booter, f"step {k} [{config_name}]"),
                         step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
