@@ -278,8 +278,9 @@ def test_interrupt_while_a_boot_and_a_build_overlap(kernel_tree, tmp_path: Path,
     the main thread builds step 1: the guest is killed, the record is consistent and names
     both stages cut short, the build place is given back and the report renders.
     Costs a configure, the base build of a kept place (what differs from its last run), the
-    start of step 1's build and a few seconds of step 0's boot: measured 380 s for SIGINT on
-    the shared 2-core host at load 7 (the configure alone 59 s, the base build 110 s); the
+    start of step 1's build and a few seconds of step 0's boot: measured 380 s for SIGINT and
+    143 s for SIGTERM on the shared 2-core host at load 7-8 (the SIGINT run's configure alone
+    59 s, its base build 110 s); the
     place is then wiped (the run did not end in order), so the next run there rebuilds it."""
     series = one_patch_series(kernel_tree.path, kernel_tree.head, tmp_path / "s", "overlap")
     reports = tmp_path / "reports"
