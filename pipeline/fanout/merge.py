@@ -114,6 +114,8 @@ def merged_record(partials: list[Partial], run_id: str, argv: list[str]) -> dict
     rec = record.new_record(run_id, argv)
     rec["series"], rec["base"] = first["series"], first["base"]
     rec["plan"] = {k: v for k, v in first["plan"].items() if k != "shard"}
+    if all("overlap" in p.record for p in partials):  # each shard's boots overlapped its builds
+        rec["overlap"] = all(p.record["overlap"] for p in partials)
     order = _config_order(partials)
     configs: dict[str, dict] = {}
     for p in partials:
