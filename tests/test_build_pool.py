@@ -73,6 +73,39 @@ def test_a_build_whose_place_vanished_is_an_error_never_a_result(small_repo,
         assert "was gone when make ended" in out.record["errors"][0]["message"]
 
 
+WARN = "../a.c:1:5: warning: unused variable 'x' [-Wunused-variable]"
+
+
+def test_a_first_build_in_a_kept_place_keeps_the_warnings_of_units_it_did_not_rebuild(
+        small_repo, tmp_path: Path) -> None:
+    """A real make and ar: the first build compiles a.c (a warning) and links a.o into a thin
+    vmlinux.a; the next ones compile nothing. As a walk's first build (its `previous` is [])
+    each still has a.c's warning while a.o is linked, and not once it is not."""
+    repo, first, _ = small_repo
+    with pool.place(repo, first) as p:
+        o_dir = p.path / "o-default"
+        o_dir.mkdir()
+        (o_dir / "b.o").write_text("")
+        (o_dir / "link-list").write_text("a.o")
+        (p.path / "Makefile").write_text(
+            f"all: {o_dir}/a.o\n\tcd {o_dir} && rm -f vmlinux.a && "
+            "ar rcST vmlinux.a $$(cat link-list) && mkdir -p arch/x86/boot && "
+            "touch arch/x86/boot/bzImage System.map .config\n"
+            f"{o_dir}/a.o: a.c\n\t@echo '  CC      a.o'; echo \"{WARN}\"; touch $@\n")
+
+        def units(step: str) -> list[str]:
+            out = make.build(p.path, o_dir, "-kpipe-s0", tmp_path / step, [], 1,
+                             first_in_place=True)
+            assert out.record["status"] == "pass", (tmp_path / step / "build.log").read_text()
+            return [d.unit for d in out.warnings]
+
+        assert units("s0") == ["a.c"]  # compiled: its own warning
+        assert units("s1") == ["a.c"]  # not compiled: the place's last build left it
+        assert units("s2") == ["a.c"]
+        (o_dir / "link-list").write_text("b.o")
+        assert units("s3") == []  # a.o is no longer linked: its warning is gone
+
+
 def test_two_runs_at_once_get_two_places(small_repo) -> None:
     repo, first, _ = small_repo
     with pool.place(repo, first) as p1, pool.place(repo, first) as p2:

@@ -8,8 +8,10 @@ not rebuilt at step k keeps the warnings it had at step k-1; a key absent at k-1
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _DIAG = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)? "
                    r"(?P<kind>warning|error): (?P<msg>.*)$")
@@ -76,12 +78,28 @@ def rebuilt_units(log: str) -> set[str]:
     return units
 
 
-def carry(previous: list[Diagnostic], log: str) -> list[Diagnostic]:
-    """Warnings in force after a build: this log's, plus earlier ones of units not rebuilt."""
+def carry(previous: list[Diagnostic], log: str,
+          still_built: set[str] | None = None) -> list[Diagnostic]:
+    """Warnings in force after a build: this log's, plus earlier ones of units not rebuilt
+    (with `still_built`, the units' paths without suffix, only those the build still links)."""
     now = parse(log)
     rebuilt = rebuilt_units(log) | {d.unit for d in now}
-    kept = [d for d in previous if d.unit not in rebuilt]
+    kept = [d for d in previous if d.unit not in rebuilt
+            and (still_built is None or d.unit.rsplit(".", 1)[0] in still_built)]
     return kept + now
+
+
+def save(path: Path, found: list[Diagnostic]) -> None:
+    data = [{"file": d.file, "line": d.line, "message": d.message, "unit": d.unit} for d in found]
+    path.write_text(json.dumps(data, indent=0))
+
+
+def load(path: Path) -> list[Diagnostic]:
+    """The warnings `save` wrote; [] when there is no such file."""
+    if not path.exists():
+        return []
+    return [Diagnostic(d["file"], d["line"], d["message"], d["unit"])
+            for d in json.loads(path.read_text())]
 
 
 def new_warnings(previous: list[Diagnostic], current: list[Diagnostic]) -> list[Diagnostic]:

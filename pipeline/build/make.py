@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.build import diagnostics
+from pipeline.build import diagnostics, linked
 from pipeline.build.sandbox import Jail, ccache_env, refusals
 
 ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "System.map": "System.map", ".config": ".config"}
@@ -59,14 +59,34 @@ def reproduce_command(worktree_rel: str, build_dir: str, localversion: str) -> s
             f"LOCALVERSION={localversion}")
 
 
+def _in_place_file(build_dir: Path) -> Path:
+    """Beside the O= directory, in the worktree (a sandboxed build cannot write it)."""
+    return build_dir.with_name(build_dir.name + ".warnings.json")
+
+
+def warnings_in_place(build_dir: Path) -> list[diagnostics.Diagnostic]:
+    """The warnings in force in this O= directory after the last build that ended in it ([]
+    when none did: a new or wiped place, or a build cut short)."""
+    return diagnostics.load(_in_place_file(build_dir))
+
+
 def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
           previous: list[diagnostics.Diagnostic], jobs: int | None = None,
           progress: Callable[[str, int], None] | None = None,
-          jail: Jail | None = None) -> BuildOutcome:
+          jail: Jail | None = None, first_in_place: bool = False) -> BuildOutcome:
     """Run make for one step (inside `jail`, the sandbox, unless None); collect status, time,
-    log, errors, new warnings, artifacts."""
+    log, errors, new warnings (against `previous`), artifacts.
+
+    The warnings in force after it are `previous` with those of the units make rebuilt
+    replaced: make rebuilds only what changed since the last build in this O= directory. With
+    `first_in_place` (the first build of a walk, whose `previous` is not what the O= holds: a
+    kept build place, pipeline/intake/pool.py) the units not rebuilt keep the warnings they
+    had after the O='s last build, those the kernel still links; so a base built in a kept
+    place has the warnings of a base built from nothing."""
     jobs = jobs or os.cpu_count() or 2
     step_dir.mkdir(parents=True, exist_ok=True)
+    in_place = warnings_in_place(build_dir) if first_in_place else previous
+    _in_place_file(build_dir).unlink(missing_ok=True)  # until this build ends
     log_path = step_dir / "build.log"
     cmd = ["make", "-C", str(worktree), f"O={build_dir}", *make_args(localversion, jobs)]
     start = time.monotonic()
@@ -90,7 +110,8 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
             raise
     seconds = round(time.monotonic() - start, 1)
     text = log_path.read_text(errors="replace")
-    current = diagnostics.carry(previous, text)
+    current = diagnostics.carry(in_place, text,
+                                linked.linked_units(build_dir) if first_in_place else None)
     new = diagnostics.new_warnings(previous, current)
     record = {
         "status": "pass" if rc == 0 else "fail",
@@ -121,6 +142,8 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
         record["errors"].insert(0, {"message": f"the build place {worktree} was gone when "
                                                "make ended: not the patch's failure"})
     disk_full = bool(re.search(r"No space left on device", text))
+    if not disk_full and build_dir.parent.is_dir():
+        diagnostics.save(_in_place_file(build_dir), current)
     if disk_full:
         record["status"] = "error"
         record["errors"].insert(0, {"message": "disk full: No space left on device"})

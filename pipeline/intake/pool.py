@@ -158,6 +158,8 @@ def _ready(tree: Path, wt: Path, commit: str, in_order: bool) -> tuple[bool, boo
         for build_dir in _build_dirs(wt):
             shutil.rmtree(build_dir)
             _untrusted_mark(build_dir).unlink(missing_ok=True)
+        for kept in wt.glob("o-*.warnings.json"):  # pipeline/build/make.py: what each O= held
+            kept.unlink()
     rebase_apply = Path(_git(wt, "rev-parse", "--git-path", "rebase-apply").stdout.strip())
     if (wt / rebase_apply).exists():  # a run stopped inside `git am` (the path may be absolute)
         _git(wt, "am", "--abort")

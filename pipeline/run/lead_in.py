@@ -54,6 +54,7 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
     build_dir, scratch = wt / f"o-{name}", wt / f"lead-in-{name}"
     tip = next(s["commit"] for s in reversed(applied) if s["commit"])
     configured_at = len(applied)  # the walk merged the config with the tip checked out
+    built: list[int] = []
 
     def build_step(j: int, previous: list[diagnostics.Diagnostic]):  # noqa: ANN202 - BuildOutcome
         nonlocal configured_at
@@ -67,7 +68,9 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
         progress.stage("build", f"lead-in step {j} [{name}] (warnings before the range)")
         outcome = build(wt, build_dir, step_ops.localversion(name, j), scratch / str(j),
                         previous, opts.jobs, progress.build_units(f"lead-in step {j} [{name}]"),
-                        step_ops.jail(opts.sandbox, wt, build_dir, base_step=j == k == 0))
+                        step_ops.jail(opts.sandbox, wt, build_dir, base_step=j == k == 0),
+                        first_in_place=not built)
+        built.append(j)
         if outcome.disk_full:
             step_ops.raise_disk_full(scratch / str(j))
         return outcome

@@ -1,11 +1,11 @@
 """A step's object manifest: what its build produced, so that two steps whose objects are the
 same can be told apart from two that differ.
 
-Reads an O= directory right after a build (before the next step's checkout changes it) and
-configs/unchanged-objects.toml (kbuild's lists of what the kernel is linked from, the other
-outputs hashed, which are left out, the LOCALVERSION pattern masked in them, and which patch
-paths always boot). Writes nothing itself: callers keep the manifest as `objects.json` in the
-step directory.
+Reads an O= directory right after a build (before the next step's checkout changes it), what
+kbuild lists it as linked from (pipeline/build/linked.py) and configs/unchanged-objects.toml
+(the other outputs hashed, which are left out, the LOCALVERSION pattern masked in them, and
+which patch paths always boot). Writes nothing itself: callers keep the manifest as
+`objects.json` in the step directory.
 
 A manifest maps each hashed output's path to the sha256 of its bytes with the step's
 LOCALVERSION masked (the version string is the one thing every step's objects differ in). The
@@ -22,12 +22,12 @@ import fnmatch
 import hashlib
 import json
 import re
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.build import linked
 from pipeline.errors import BadInput
 
 POLICY = "unchanged-objects.toml"
@@ -36,7 +36,6 @@ MASK = b"-kpipe-LOCALVERSION"
 
 @dataclass(frozen=True)
 class Policy:
-    link_lists: tuple[str, ...]
     hashed: tuple[str, ...]
     left_out: tuple[str, ...]
     localversion: re.Pattern[bytes]
@@ -47,7 +46,7 @@ def load_policy(path: Path | None = None) -> Policy:
     path = path or paths.CONFIGS_DIR / POLICY
     try:
         data = tomllib.loads(path.read_text())
-        return Policy(tuple(data["link_lists"]), tuple(data["hashed"]),
+        return Policy(tuple(data["hashed"]),
                       tuple(data.get("left_out", [])),
                       re.compile(data["localversion_pattern"].encode()),
                       tuple(data.get("always_boot", [])))
@@ -61,49 +60,9 @@ def _matches(rel: str, globs: tuple[str, ...]) -> bool:
                for g in globs)
 
 
-def _members(build_dir: Path, archive: str) -> list[str]:
-    """The member paths of a thin archive, relative to O= (binutils' `ar t` run there: given
-    another path it prints them joined to it)."""
-    proc = subprocess.run(["ar", "t", archive], capture_output=True, text=True, cwd=build_dir)
-    if proc.returncode != 0:
-        raise BadInput(f"ar t {archive}: {proc.stderr.strip()[-300:]}")
-    return proc.stdout.split()
-
-
-def _module_objects(build_dir: Path) -> list[str]:
-    """Each module's objects: modules.order names the modules (NAME.o, or NAME.ko before
-    6.2), NAME.mod the objects each is linked from."""
-    order = build_dir / "modules.order"
-    if not order.is_file():
-        return []
-    found: list[str] = []
-    for line in order.read_text().split():
-        stem = line.removesuffix(".ko").removesuffix(".o")
-        mod = build_dir / f"{stem}.mod"
-        found += mod.read_text().split() if mod.is_file() else [f"{stem}.o"]
-        found.append(f"{stem}.mod.o")
-    return found
-
-
 def _cmd_file(rel: str) -> str:
     head, _, name = rel.rpartition("/")
     return f"{head}/.{name}.cmd" if head else f".{name}.cmd"
-
-
-def linked(build_dir: Path, policy: Policy | None = None) -> dict[str, list[str]]:
-    """{kbuild list: the objects it names, in link order} for each list this build has; {}
-    when there is no vmlinux.a (then nothing can be said to be unchanged)."""
-    policy = policy or load_policy()
-    lists: dict[str, list[str]] = {}
-    for pattern in policy.link_lists:
-        for archive in sorted(build_dir.glob(pattern)):
-            rel = archive.relative_to(build_dir).as_posix()
-            lists[rel] = _members(build_dir, rel)
-    if "vmlinux.a" not in lists:
-        return {}
-    if mods := _module_objects(build_dir):
-        lists["modules.order"] = mods
-    return lists
 
 
 def manifest(build_dir: Path, policy: Policy | None = None) -> dict[str, str]:
@@ -111,7 +70,7 @@ def manifest(build_dir: Path, policy: Policy | None = None) -> dict[str, str]:
     from and its .cmd file, each link list (its member order), and the other hashed outputs;
     {} when the build has no vmlinux.a."""
     policy = policy or load_policy()
-    lists = linked(build_dir, policy)
+    lists = linked.lists(build_dir)
     if not lists:
         return {}
 

@@ -8,7 +8,6 @@ the sandboxed configure runs in) and the step's warnings.json.
 from __future__ import annotations
 
 import errno
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,16 +86,11 @@ def prefix_paths(build_rec: dict, step_rel: str) -> dict:
 
 
 def save_warnings(step_dir: Path, found: list[diagnostics.Diagnostic]) -> None:
-    data = [{"file": d.file, "line": d.line, "message": d.message, "unit": d.unit} for d in found]
-    (step_dir / "warnings.json").write_text(json.dumps(data, indent=0))
+    diagnostics.save(step_dir / "warnings.json", found)
 
 
 def load_warnings(step_dir: Path) -> list[diagnostics.Diagnostic]:
-    path = step_dir / "warnings.json"
-    if not path.exists():
-        return []
-    return [diagnostics.Diagnostic(d["file"], d["line"], d["message"], d["unit"])
-            for d in json.loads(path.read_text())]
+    return diagnostics.load(step_dir / "warnings.json")
 
 
 def checkout(wt: Path, commit: str) -> None:
