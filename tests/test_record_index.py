@@ -143,7 +143,8 @@ def test_a_full_disk_never_fails_the_record_and_the_next_reader_catches_up(
 
 
 WRITER = """
-import json, sys
+import json, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a Ctrl-C even if started ignoring it
 from pathlib import Path
 sys.path.insert(0, "tests")
 from pipeline.record import store
@@ -181,6 +182,9 @@ def test_ctrl_c_while_writing_leaves_index_and_records_consistent(tmp_path: Path
     reports = tmp_path / "reports"
     writer = _writer(reports, 0, 10_000)
     assert writer.stdout.readline() == "started\n"
+    deadline = time.monotonic() + 60  # a loaded machine: the Ctrl-C comes after a first write
+    while not any((reports / "runs").glob("*/results.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(after)
     writer.send_signal(signal.SIGINT)
     assert writer.wait(timeout=30) != 0
