@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from pipeline.boot import vng
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
@@ -198,8 +199,6 @@ class Booter:
             raise outcome  # the boot's own error (a full disk, a bug): the run ends on it
 
     def _interrupted(self, job: BootJob, outcome: BaseException | None) -> None:
-        from pipeline.boot import vng
-
         if outcome is None:
             detail = NOT_STARTED
         elif isinstance(outcome, vng.Interrupted):

@@ -54,10 +54,10 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
     build_dir, scratch = wt / f"o-{name}", wt / f"lead-in-{name}"
     tip = next(s["commit"] for s in reversed(applied) if s["commit"])
     configured_at = len(applied)  # the walk merged the config with the tip checked out
-    built: list[int] = []
+    first_build = True  # the O= holds what its last build left, not step k - 1
 
     def build_step(j: int, previous: list[diagnostics.Diagnostic]):  # noqa: ANN202 - BuildOutcome
-        nonlocal configured_at
+        nonlocal configured_at, first_build
         touched = [i for i in range(1, j + 1) if step_ops.touches_kconfig(patch_files[i - 1])]
         want = touched[-1] if touched else len(applied)
         if want != configured_at:
@@ -69,8 +69,8 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
         outcome = build(wt, build_dir, step_ops.localversion(name, j), scratch / str(j),
                         previous, opts.jobs, progress.build_units(f"lead-in step {j} [{name}]"),
                         step_ops.jail(opts.sandbox, wt, build_dir, base_step=j == k == 0),
-                        first_in_place=not built)
-        built.append(j)
+                        first_in_place=first_build)
+        first_build = False
         if outcome.disk_full:
             step_ops.raise_disk_full(scratch / str(j))
         return outcome

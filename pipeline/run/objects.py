@@ -46,8 +46,7 @@ def load_policy(path: Path | None = None) -> Policy:
     path = path or paths.CONFIGS_DIR / POLICY
     try:
         data = tomllib.loads(path.read_text())
-        return Policy(tuple(data["hashed"]),
-                      tuple(data.get("left_out", [])),
+        return Policy(tuple(data["hashed"]), tuple(data.get("left_out", [])),
                       re.compile(data["localversion_pattern"].encode()),
                       tuple(data.get("always_boot", [])))
     except (OSError, KeyError, TypeError, re.error, tomllib.TOMLDecodeError) as exc:
