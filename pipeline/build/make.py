@@ -110,8 +110,10 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
             raise
     seconds = round(time.monotonic() - start, 1)
     text = log_path.read_text(errors="replace")
-    current = diagnostics.carry(in_place, text,
-                                linked.linked_units(build_dir) if first_in_place else None)
+    # what the kernel links is known only from a build that linked it (a failed one may leave
+    # a half-written vmlinux.a): after a failure every carried warning stays
+    current = diagnostics.carry(in_place, text, linked.linked_units(build_dir)
+                                if first_in_place and rc == 0 else None)
     new = diagnostics.new_warnings(previous, current)
     record = {
         "status": "pass" if rc == 0 else "fail",
