@@ -18,7 +18,7 @@ import pytest
 from conftest import git, kpipe_run, printed_record
 from series_factory import MARKER, marker_series, one_patch_series
 
-from pipeline.build import make
+from pipeline.build import diagnostics, make
 from pipeline.intake import pool
 
 
@@ -76,11 +76,13 @@ def test_a_build_whose_place_vanished_is_an_error_never_a_result(small_repo,
 WARN = "../a.c:1:5: warning: unused variable 'x' [-Wunused-variable]"
 
 
-def test_a_first_build_in_a_kept_place_keeps_the_warnings_of_units_it_did_not_rebuild(
+def test_a_build_in_a_kept_place_keeps_the_warnings_of_units_it_did_not_rebuild(
         small_repo, tmp_path: Path) -> None:
     """A real make and ar: the first build compiles a.c (a warning) and links a.o into a thin
-    vmlinux.a; the next ones compile nothing. As a walk's first build (its `previous` is [])
-    each still has a.c's warning while a.o is linked, and not once it is not."""
+    vmlinux.a; the next ones compile nothing. Whatever `previous` the caller gives (a walk's
+    first build has [], an ablation's every build, another caller a step that is not what the
+    O= holds) each still has a.c's warning while a.o is linked, and not once it is not; only
+    where the place does not say what it holds is `previous` the basis."""
     repo, first, _ = small_repo
     with pool.place(repo, first) as p:
         o_dir = p.path / "o-default"
@@ -92,18 +94,22 @@ def test_a_first_build_in_a_kept_place_keeps_the_warnings_of_units_it_did_not_re
             "ar rcST vmlinux.a $$(cat link-list) && mkdir -p arch/x86/boot && "
             "touch arch/x86/boot/bzImage System.map .config\n"
             f"{o_dir}/a.o: a.c\n\t@echo '  CC      a.o'; echo \"{WARN}\"; touch $@\n")
+        other = [diagnostics.Diagnostic("z.c", 1, "warning: elsewhere", "z.c")]
 
-        def units(step: str) -> list[str]:
-            out = make.build(p.path, o_dir, "-kpipe-s0", tmp_path / step, [], 1,
-                             first_in_place=True)
+        def units(step: str, previous: list | None = None) -> list[str]:
+            out = make.build(p.path, o_dir, "-kpipe-s0", tmp_path / step, previous or [], 1)
             assert out.record["status"] == "pass", (tmp_path / step / "build.log").read_text()
             return [d.unit for d in out.warnings]
 
         assert units("s0") == ["a.c"]  # compiled: its own warning
         assert units("s1") == ["a.c"]  # not compiled: the place's last build left it
-        assert units("s2") == ["a.c"]
+        assert units("s2", other) == ["a.c"]  # the place, not the caller's previous step
         (o_dir / "link-list").write_text("b.o")
         assert units("s3") == []  # a.o is no longer linked: its warning is gone
+        (o_dir / "link-list").write_text("a.o")
+        (p.path / "o-default.warnings.json").unlink()  # a place that does not say
+        assert units("s4", [diagnostics.Diagnostic("a.c", 1, "warning: x", "a.c")]) == ["a.c"]
+        assert units("s5") == ["a.c"]  # written again by s4
 
 
 def test_two_runs_at_once_get_two_places(small_repo) -> None:

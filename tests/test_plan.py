@@ -124,8 +124,7 @@ def _fake_walk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failing: set[int
     merges: list[str] = []
     commits: list[str] = []
 
-    def fake_build(wt, build_dir, localversion, step_dir, previous, jobs, progress, jail,
-                   first_in_place=False):
+    def fake_build(wt, build_dir, localversion, step_dir, previous, jobs, progress, jail):
         j = int(localversion.rsplit("s", 1)[1])
         builds.append((j, len(previous)))
         assert jail is not None and not jail.ccache_writable  # posted code: reads ccache only

@@ -64,29 +64,26 @@ def _in_place_file(build_dir: Path) -> Path:
     return build_dir.with_name(build_dir.name + ".warnings.json")
 
 
-def warnings_in_place(build_dir: Path) -> list[diagnostics.Diagnostic]:
-    """The warnings in force in this O= directory after the last build that ended in it ([]
-    when none did: a new or wiped place, or a build cut short)."""
-    return diagnostics.load(_in_place_file(build_dir))
-
-
 def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
           previous: list[diagnostics.Diagnostic], jobs: int | None = None,
           progress: Callable[[str, int], None] | None = None,
-          jail: Jail | None = None, first_in_place: bool = False) -> BuildOutcome:
+          jail: Jail | None = None) -> BuildOutcome:
     """Run make for one step (inside `jail`, the sandbox, unless None); collect status, time,
     log, errors, new warnings (against `previous`), artifacts.
 
-    The warnings in force after it are `previous` with those of the units make rebuilt
-    replaced: make rebuilds only what changed since the last build in this O= directory. With
-    `first_in_place` (the first build of a walk, whose `previous` is not what the O= holds: a
-    kept build place, pipeline/intake/pool.py) the units not rebuilt keep the warnings they
-    had after the O='s last build, those the kernel still links; so a base built in a kept
-    place has the warnings of a base built from nothing."""
+    The warnings in force after it are those the O= directory held after its last build
+    (pipeline/intake/pool.py keeps places between runs; beside the O= a file says what they
+    were) with those of the units make rebuilt replaced, and, after a build that linked, only
+    those of units the kernel still links: make rebuilds only what changed since the last
+    build in this O=, whatever step, config or caller built there. `previous`, the warnings of
+    the step before in the caller's walk, is what the new ones are counted against, and the
+    basis only in an O= that has no such file (a new one, or one a build left cut short)."""
+
     jobs = jobs or os.cpu_count() or 2
     step_dir.mkdir(parents=True, exist_ok=True)
-    in_place = warnings_in_place(build_dir) if first_in_place else previous
-    _in_place_file(build_dir).unlink(missing_ok=True)  # until this build ends
+    held = _in_place_file(build_dir)
+    in_place = diagnostics.load(held) if held.exists() else previous
+    held.unlink(missing_ok=True)  # until this build ends
     log_path = step_dir / "build.log"
     cmd = ["make", "-C", str(worktree), f"O={build_dir}", *make_args(localversion, jobs)]
     start = time.monotonic()
@@ -112,8 +109,8 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
     text = log_path.read_text(errors="replace")
     # what the kernel links is known only from a build that linked it (a failed one may leave
     # a half-written vmlinux.a): after a failure every carried warning stays
-    current = diagnostics.carry(in_place, text, linked.linked_units(build_dir)
-                                if first_in_place and rc == 0 else None)
+    current = diagnostics.carry(in_place, text,
+                                linked.linked_units(build_dir) if rc == 0 else None)
     new = diagnostics.new_warnings(previous, current)
     record = {
         "status": "pass" if rc == 0 else "fail",
@@ -145,7 +142,7 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
                                                "make ended: not the patch's failure"})
     disk_full = bool(re.search(r"No space left on device", text))
     if not disk_full and build_dir.parent.is_dir():
-        diagnostics.save(_in_place_file(build_dir), current)
+        diagnostics.save(held, current)
     if disk_full:
         record["status"] = "error"
         record["errors"].insert(0, {"message": "disk full: No space left on device"})

@@ -54,10 +54,9 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
     build_dir, scratch = wt / f"o-{name}", wt / f"lead-in-{name}"
     tip = next(s["commit"] for s in reversed(applied) if s["commit"])
     configured_at = len(applied)  # the walk merged the config with the tip checked out
-    first_build = True  # the O= holds what its last build left, not step k - 1
 
     def build_step(j: int, previous: list[diagnostics.Diagnostic]):  # noqa: ANN202 - BuildOutcome
-        nonlocal configured_at, first_build
+        nonlocal configured_at
         touched = [i for i in range(1, j + 1) if step_ops.touches_kconfig(patch_files[i - 1])]
         want = touched[-1] if touched else len(applied)
         if want != configured_at:
@@ -68,9 +67,7 @@ def lead_in(opts: RunOptions, rec: dict, wt: Path, cplan: ConfigPlan, applied: l
         progress.stage("build", f"lead-in step {j} [{name}] (warnings before the range)")
         outcome = build(wt, build_dir, step_ops.localversion(name, j), scratch / str(j),
                         previous, opts.jobs, progress.build_units(f"lead-in step {j} [{name}]"),
-                        step_ops.jail(opts.sandbox, wt, build_dir, base_step=j == k == 0),
-                        first_in_place=first_build)
-        first_build = False
+                        step_ops.jail(opts.sandbox, wt, build_dir, base_step=j == k == 0))
         if outcome.disk_full:
             step_ops.raise_disk_full(scratch / str(j))
         return outcome

@@ -91,7 +91,7 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
         record.write(run_dir, rec)
         outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
                         _compiled(progress, booter, f"step {k} [{config_name}]"),
-                        step_ops.jail(opts.sandbox, wt, build_dir, k == 0), first_in_place=k == 0)
+                        step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
         step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
         step_ops.save_warnings(step_dir, outcome.warnings)
         previous = outcome.warnings
