@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import sysconfig
 import threading
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ RUNNER = paths.VIRTME_TESTS_DIR / "runner.py"
 DEBIAN_PYTHON = Path("/usr/bin/python3")
 GUEST_PYTHON = (DEBIAN_PYTHON if DEBIAN_PYTHON.exists()
                 else Path(sys.base_prefix) / "bin" / "python3")
+PYTHON_DEPS = sysconfig.get_paths()["purelib"]
 OOM_RE = re.compile(r"invoked oom-killer|Out of memory: Killed process")
 
 
@@ -59,9 +61,13 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _plan(run: list[suitemod.Suite], localversion: str, attempt: int) -> dict:
+def _plan(run: list[suitemod.Suite], localversion: str, attempt: int,
+          env: dict[str, str] | None = None) -> dict:
     return {
-        "env": {"KPIPE_LOCALVERSION": localversion},
+        # KPIPE_PYTHON_DEPS: this venv's site-packages (qemu.qmp), for programs that need more
+        # than the stdlib: the guest's python runs with -I -S on the host's root fs
+        "env": {"KPIPE_LOCALVERSION": localversion, "KPIPE_PYTHON_DEPS": PYTHON_DEPS,
+                **(env or {})},
         "attempt": attempt,
         "sysctl": {"kernel.hung_task_timeout_secs": 10},
         "kmemleak": True,
@@ -110,10 +116,14 @@ def boot_status(outcome: bootmod.BootOutcome) -> tuple[str, str]:
 def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: str,
                   suites: list[str], out_dir: Path, settings: BootSettings,
                   suites_root: Path | None = None, attempt: int = 1,
-                  stop: threading.Event | None = None) -> dict:
+                  stop: threading.Event | None = None,
+                  env: dict[str, str] | None = None,
+                  unavailable: dict[str, str] | None = None) -> dict:
     """Boot one step's kernel, run `suites` in the guest, scan the kernel log for splats.
     `attempt` says which run on this kernel it is (the guest runner passes it on); setting
-    `stop` kills the guest and raises vng.Interrupted (pipeline/boot/vng.py)."""
+    `stop` kills the guest and raises vng.Interrupted (pipeline/boot/vng.py); `env` is
+    added to the programs' environment; the suites of `unavailable` (name -> why: an L2
+    kernel that did not build) are not run, each of their programs an `error` with the why."""
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -125,8 +135,9 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
     if not bzimage.is_file():
         return _error_record(f"{bzimage} not found")
     skipped = {s.name: suitemod.missing_requirements(s, kcfg) for s in loaded}
-    run = [s for s in loaded if not skipped[s.name]]
-    plan = _plan(run, localversion, attempt)
+    unavailable = unavailable or {}
+    run = [s for s in loaded if not skipped[s.name] and s.name not in unavailable]
+    plan = _plan(run, localversion, attempt, env)
     run_timeout = sum(p.timeout for s in run for p in s.programs) + settings.run_margin
     precompile([RUNNER.parent, *(s.directory for s in run)])
 
@@ -163,7 +174,8 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
     status, detail = boot_status(outcome)
     if OOM_RE.search(log_text):
         detail += "; the guest ran out of memory"
-    tests, names = collect_tests(loaded, skipped, rwdir, found, log_text, out_dir, detail)
+    tests, names = collect_tests(loaded, skipped, rwdir, found, log_text, out_dir, detail,
+                                 unavailable)
     splat_records = _dedupe([s.as_record(names.get(s.window) if s.window else None)
                              for s in found if not s.allowed])
     boot_rec = {
@@ -248,8 +260,10 @@ def _case_seconds(events: list[dict], suite: str, prog: str) -> dict[int, float]
 
 def collect_tests(loaded: list[suitemod.Suite], skipped: dict[str, list[str]], rwdir: Path,
                   found: list[splatmod.Splat], log_text: str, out_dir: Path,
-                  boot_detail: str) -> tuple[list[dict], dict]:
-    """One test record per KTAP case (plus one per program that could not report its cases).
+                  boot_detail: str, unavailable: dict[str, str] | None = None,
+                  ) -> tuple[list[dict], dict]:
+    """One test record per KTAP case (plus one per program that could not report its cases,
+    and an `error` per program of a suite in `unavailable`, with its reason).
 
     Returns the records and {window key: "suite/case"} for attributing splats.
     """
@@ -287,6 +301,10 @@ def collect_tests(loaded: list[suitemod.Suite], skipped: dict[str, list[str]], r
             if skipped[suite.name]:
                 add(suite.name, rel, None, rel, "skip",
                     "missing prerequisite: " + ", ".join(skipped[suite.name]), [], None)
+                continue
+            if suite.name in (unavailable or {}):
+                why = (unavailable or {})[suite.name]
+                add(suite.name, rel, None, rel, "error", why, [why], None)
                 continue
             if (suite.name, rel) not in started:
                 add(suite.name, rel, None, rel, "not-run", f"never started: {boot_detail}",

@@ -4,9 +4,11 @@ Reads `virtme-tests/<suite>/suite.toml` (name, description, requires = ["CONFIG_
 be `=y`, one or more [[program]] tables with `path` relative to the suite directory and
 `timeout` in seconds; optional `memory_mb`, the guest memory the suite needs, `udev = true`
 for a suite that needs udev and systemd-tmpfiles in the guest (off otherwise: they cost
-seconds at every boot), and
+seconds at every boot),
 `steps`, "all" (the default) or "ends": a slow suite that runs at the base and the tip only
-unless the run says `--slow-steps all`), a step's `.config`, and `configs/suites.txt` (one
+unless the run says `--slow-steps all`, and `l2_kernel`, the name of a configs/kconfig/
+fragment: the suite boots a guest of its own and the host builds that kernel for it,
+pipeline/boot/l2kernel.py), a step's `.config`, and `configs/suites.txt` (one
 suite name per line, `#` comments). A suite named with a `/` is a path to a suite folder
 anywhere (the tests keep their test-only suites under tests/suites/). Writes nothing.
 """
@@ -14,6 +16,7 @@ anywhere (the tests keep their test-only suites under tests/suites/). Writes not
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ class Suite:
     memory_mb: int | None = None  # guest memory the suite needs (None: the run's default)
     steps: str = "all"  # "all" | "ends" (base and tip only, unless --slow-steps all)
     udev: bool = False  # the suite needs udev running in the guest
+    l2_kernel: str | None = None  # fragment of the L2 kernel the host builds for the suite
 
 
 STEPS_RULES = ("all", "ends")
@@ -97,8 +101,11 @@ def load_suite(name: str, root: Path | None = None) -> Suite:
     udev = data.get("udev", False)
     if not isinstance(udev, bool):
         raise SuiteError(f"suite {name!r}: udev must be true or false")
+    l2 = data.get("l2_kernel")
+    if l2 is not None and (not isinstance(l2, str) or not re.fullmatch(r"[\w.-]+", l2)):
+        raise SuiteError(f"suite {name!r}: l2_kernel must name a fragment of configs/kconfig/")
     return Suite(name, str(data.get("description", "")), directory, list(requires), programs,
-                 memory, steps, udev)
+                 memory, steps, udev, l2)
 
 
 def runs_at(suite: Suite, index: int, tip: int, slow_steps: str = "ends") -> bool:

@@ -13,6 +13,7 @@ record) and apply_result (writes the record); boot_step does all three at once.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,6 +79,8 @@ class BootJob:
     names: list[str]
     given: list[str]
     left_out: list[Suite]
+    base: dict | None = None  # the run's base (an L2 kernel is built from its commit)
+    sandboxed: bool = True
 
     @property
     def label(self) -> str:
@@ -95,7 +98,7 @@ def prepare(opts: RunOptions, rec: dict, step: dict) -> BootJob:
         left_out = []
         names = given = suitemod.for_run(opts.boot, opts.suites)
     who = {k: step[k] for k in ("index", "config", "localversion", "dir")}
-    return BootJob(step, who, names, given, left_out)
+    return BootJob(step, who, names, given, left_out, rec.get("base"), opts.sandbox)
 
 
 def run_job(job: BootJob, run_dir: Path, progress: Progress,
@@ -108,7 +111,7 @@ def run_job(job: BootJob, run_dir: Path, progress: Progress,
     progress.stage("boot", f"{job.label}: booting {job.who['localversion']}, "
                            f"suites {', '.join(job.names) or 'none'}{later}")
     return boot_once(job.who, run_dir / job.who["dir"], f"{job.who['dir']}/boot", job.given,
-                     stop=stop)
+                     stop=stop, base=job.base, sandboxed=job.sandboxed, progress=progress.info)
 
 
 def apply_result(rec: dict, job: BootJob, result: dict, progress: Progress) -> None:
@@ -151,10 +154,14 @@ def boot_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
 
 
 def boot_once(step: dict, step_dir: Path, out_rel: str, suites: list[str],
-              attempt: int = 1, stop: threading.Event | None = None) -> dict:
+              attempt: int = 1, stop: threading.Event | None = None,
+              base: dict | None = None, sandboxed: bool = True,
+              progress: Callable[[str], None] | None = None) -> dict:
     """One boot of the step's kernel running `suites` (names or suite folders), its output in
     the run-relative folder out_rel (under step_dir); the result of pipeline.boot.step with
-    run-relative paths."""
+    run-relative paths. A suite that boots an L2 guest gets its kernel built first from the
+    run's `base` commit (rec["base"]; pipeline/boot/l2kernel.py)."""
+    from pipeline.boot import l2kernel
     from pipeline.boot import step as bootstep
     from pipeline.boot import suites as suitemod
 
@@ -163,10 +170,13 @@ def boot_once(step: dict, step_dir: Path, out_rel: str, suites: list[str],
     except suitemod.SuiteError:
         loaded = []  # boot_and_test records the error as the step's boot
     out_dir = step_dir / Path(out_rel).name
+    tree = Path(base["tree"]["path"]) if base and base.get("tree") else None
+    env, unavailable = l2kernel.for_suites(loaded, tree, (base or {}).get("commit"),
+                                           sandboxed, progress)
     result = bootstep.boot_and_test(
         step_dir / "bzImage", step_dir / "System.map", step_dir / ".config",
         step["localversion"], suites, out_dir, boot_settings(step["config"], loaded),
-        attempt=attempt, stop=stop)
+        attempt=attempt, stop=stop, env=env, unavailable=unavailable)
     prefix = f"{out_rel}/"
     boot_rec = result["boot"]
     if boot_rec.get("console"):

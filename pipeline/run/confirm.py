@@ -67,7 +67,9 @@ def _confirm_step(opts: RunOptions, rec: dict, step: dict, run_dir: Path, names:
         record.write(run_dir, rec)
         progress.stage("confirm", f"step {step['index']} [{step['config']}]: re-running "
                                   f"{', '.join(names)} in a fresh boot (attempt {n})")
-        result = boot_once(step, run_dir / step["dir"], f"{step['dir']}/confirm-{n}", suites, n)
+        result = boot_once(step, run_dir / step["dir"], f"{step['dir']}/confirm-{n}", suites, n,
+                           base=rec.get("base"), sandboxed=opts.sandbox,
+                           progress=progress.info)
         again = {(t["suite"], t["case"]): t for t in result["tests"]}
         for test in tests:
             new = again.get((test["suite"], test["case"]), {})

@@ -1,0 +1,179 @@
+"""One live migration of an L2 guest whose disk is vhost-scsi, and the check of its memory.
+
+Reads the L2 kernel ($KPIPE_L2_KERNEL, built by the host: pipeline/boot/l2kernel.py), Debian's
+busybox and the suite's l2-init.sh. Writes into a work directory the disk's backing file, the
+initramfs, both QEMUs' consoles and stderr, and returns a Result; whatever it started (two
+QEMUs, the LIO configfs tree) is taken down on every path, and the result says whether any
+QEMU was left running after that.
+
+The sequence does not depend on timing:
+ 1. the source L2 boots and reads every block once (its page cache holds generation 1);
+ 2. the disk is rewritten with generation 2 (behind L2's back: L2 still caches generation 1);
+ 3. the migration starts with a very low bandwidth cap and a downtime limit of 0, so it cannot
+    complete (L2's periodic tick dirties pages in every pass) until the cap is raised;
+ 4. once query-migrate shows dirty-sync-count >= 2 (the first pass sent every page), L2 is
+    cued to drop its page cache and read every block again: the device (vhost-scsi) writes
+    generation 2 into pages the first pass already sent;
+ 5. after L2 says the reads are done, the cap and the downtime limit are raised and the
+    migration completes;
+ 6. the destination L2 compares what its page cache holds for each block with the disk read
+    with O_DIRECT: a page the device wrote but the dirty log never named still holds what was
+    sent in the first pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import disk as diskmod
+import initramfs
+from qemuvm import Vm, VmError, qemu_processes, sync_count
+
+LOW_BANDWIDTH = 2 * 1024 * 1024  # bytes/s: the first pass (mostly zero pages) takes seconds
+HIGH_BANDWIDTH = 1024 * 1024 * 1024
+FINAL_DOWNTIME_MS = 30000
+
+
+@dataclass
+class Faults:
+    """What a fault test changes (the real path otherwise)."""
+
+    device: str = "vhost-scsi-pci"  # a model QEMU does not know: QEMU never starts
+    raise_cap: bool = True  # False: the migration can never complete
+    init_text: str | None = None  # another /init (one that exits: L2 panics)
+
+
+@dataclass
+class Timeouts:
+    boot: float = 600.0
+    first_pass: float = 300.0
+    reads: float = 300.0
+    completion: float = 300.0
+    check: float = 300.0
+
+
+@dataclass
+class Result:
+    status: str = "error"  # pass | fail | error
+    message: str = ""
+    log: list[str] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
+    blocks: int = 0
+    left_running: list[int] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.log.append(text)
+
+
+async def run(workdir: Path, l2_kernel: str, faults: Faults | None = None,
+              timeouts: Timeouts | None = None) -> Result:
+    """The whole case: set up, migrate, check, tear down. Never raises for a VM's fault."""
+    faults, timeouts = faults or Faults(), timeouts or Timeouts()
+    res = Result()
+    disk = diskmod.MigrationDisk(workdir)
+    res.blocks = disk.blocks
+    vms: list[Vm] = []
+    try:
+        await _sequence(res, workdir, l2_kernel, disk, vms, faults, timeouts)
+    except VmError as exc:
+        res.status, res.message = "error", str(exc)
+    except OSError as exc:  # configfs, the work directory
+        res.status, res.message = "error", f"{type(exc).__name__}: {exc}"
+    finally:
+        for vm in vms:
+            await vm.stop()
+        problems = disk.remove() + disk.leftovers()
+        res.left_running = qemu_processes()
+        if problems:
+            res.note(f"LIO teardown: {'; '.join(problems)}")
+        if res.left_running:
+            res.status = "error"
+            res.message = "; ".join(filter(None, [res.message, f"QEMU left running: pids "
+                                                  f"{res.left_running}"]))
+        elif res.status != "pass":
+            res.message = f"{res.message}; no QEMU left running"
+        res.note("teardown: both QEMUs killed and waited for, LIO configfs removed; "
+                 f"qemu-system processes left: {len(res.left_running)}")
+    return res
+
+
+async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.MigrationDisk,
+                    vms: list[Vm], faults: Faults, timeouts: Timeouts) -> None:
+    t0 = time.monotonic()
+    disk.setup()
+    cpio = workdir / "l2-initramfs.cpio"
+    size = initramfs.build(cpio, faults.init_text)
+    res.note(f"L2 initramfs: {size} bytes (busybox + /init); disk: {disk.blocks} blocks of "
+             f"{diskmod.BLOCK} B, generation 1")
+    extra = f"kpipe.blocks={disk.blocks}"
+    sock = workdir / "migration.sock"
+    src = Vm("source", workdir, l2_kernel, cpio, diskmod.WWPNS[0], extra, device=faults.device)
+    vms.append(src)
+    await src.start()
+    await src.wait_line(r"KPIPE-L2 READY", timeouts.boot, "L2 boot to ready")
+    boot = time.monotonic() - src.started
+    res.note(f"source L2 booted to ready in {boot:.1f} s (read every block once)")
+
+    disk.write_generation(2)
+    dst = Vm("destination", workdir, l2_kernel, cpio, diskmod.WWPNS[1], extra,
+             incoming=f"unix:{sock}", device=faults.device)
+    vms.append(dst)
+    await dst.start()
+    await src.execute("migrate-set-parameters", {"max-bandwidth": LOW_BANDWIDTH,
+                                                 "downtime-limit": 0})
+    await src.execute("migrate", {"uri": f"unix:{sock}"})
+    t_mig = time.monotonic()
+    info = await src.wait_migration(lambda i: sync_count(i) >= 2, timeouts.first_pass,
+                                    "second dirty sync (first pass done)")
+    res.note(f"migration started at {LOW_BANDWIDTH} B/s, downtime limit 0; first pass done "
+             f"after {time.monotonic() - t_mig:.1f} s (dirty-sync-count {sync_count(info)})")
+
+    mark = len(src.lines)
+    src.send("read")
+    await src.wait_line(r"KPIPE-L2 READ-DONE", timeouts.reads, "L2's reads done", mark)
+    info = await src.execute("query-migrate")
+    at_cue = sync_count(info)
+    res.note(f"L2 dropped its page cache and read every block (generation 2) through it; "
+             f"status {info.get('status')}, dirty-sync-count {at_cue}")
+    if info.get("status") != "active":
+        raise VmError(f"migration was {info.get('status')} before the reads were done: "
+                      f"the sequence cannot tell")
+    if faults.raise_cap:
+        await src.execute("migrate-set-parameters", {"max-bandwidth": HIGH_BANDWIDTH,
+                                                     "downtime-limit": FINAL_DOWNTIME_MS})
+    info = await src.wait_migration(lambda i: i.get("status") == "completed",
+                                    timeouts.completion, "completion")
+    at_end = sync_count(info)
+    res.note(f"migration completed: dirty-sync-count {at_end} (at the cue {at_cue}), "
+             f"total {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
+             f"{info.get('ram', {}).get('transferred')} B transferred")
+    if at_end <= at_cue:
+        raise VmError(f"no dirty sync after the reads (dirty-sync-count {at_end})")
+
+    status = await dst.execute("query-status")
+    res.note(f"destination: {status}")
+    mark = len(dst.lines)
+    dst.send("check")
+    m, end = await dst.wait_line(r"KPIPE-L2 CHECK-DONE stale=(\d+) of=(\d+)", timeouts.check,
+                                 "L2's check on the destination", mark)
+    res.stale = [int(x.group(1)) for line in dst.lines[mark:end]
+                 if (x := re.search(r"KPIPE-L2 STALE (\d+)", line))]
+    n, of = int(m.group(1)), int(m.group(2))
+    res.note(f"destination L2 compared its page cache with O_DIRECT reads: {n} of {of} blocks "
+             f"differ; case {time.monotonic() - t0:.1f} s")
+    if n:
+        first = ", ".join(str(b) for b in res.stale[:8]) + (", ..." if n > 8 else "")
+        res.status, res.message = "fail", f"{n} of {of} blocks stale after migration " \
+                                          f"(first: {first})"
+    else:
+        res.status = "pass"
+        res.message = (f"0 of {of} blocks stale; dirty-sync-count {at_cue} at the cue, "
+                       f"{at_end} at completion")
+
+
+def main_async(workdir: Path, l2_kernel: str, **kw: object) -> Result:
+    return asyncio.run(run(workdir, l2_kernel, **kw))  # type: ignore[arg-type]
