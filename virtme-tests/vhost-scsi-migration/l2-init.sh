@@ -2,11 +2,9 @@
 # kpipe vhost-scsi-migration: /init of the L2 guest (busybox). It talks to the suite on the
 # serial console: it prints "KPIPE-L2 <word>" lines and reads one cue a line from its stdin.
 #   at boot  read every block of the disk once (the page cache then holds generation 1)
-#   spin     start rewriting 512 KiB of a tmpfs file with busybox's bytes in a loop, so that
-#            every pass of a capped migration finds pages dirty (it cannot converge alone)
 #   read     drop the page cache and read every block again, buffered (the device writes
 #            each page: generation 2 now on the disk)
-#   check    stop the loop; compare the page cache's copy of each block with the disk read with O_DIRECT
+#   check    compare the page cache's copy of each block with the disk read with O_DIRECT
 #            and print every block that differs
 /bin/busybox mkdir -p /proc /sys /tmp /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -24,18 +22,12 @@ dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null
 say READY
 while read -r cue; do
     case "$cue" in
-    spin)
-        (while :; do dd if=/bin/busybox of=/tmp/fill bs=64k count=8 2>/dev/null; done) &
-        SPIN=$!
-        say "SPINNING $SPIN"
-        ;;
     read)
         echo 3 > /proc/sys/vm/drop_caches
         dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null
         say READ-DONE
         ;;
     check)
-        [ -n "$SPIN" ] && kill "$SPIN" && wait "$SPIN" 2>/dev/null
         dd if="$DISK" of=/tmp/cached bs=4096 count="$BLOCKS" 2>/dev/null
         dd if="$DISK" of=/tmp/direct bs=4096 count="$BLOCKS" iflag=direct 2>/dev/null
         off=0

@@ -21,7 +21,7 @@ from qemu.qmp import QMPClient
 
 QEMU = "qemu-system-x86_64"
 PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
-L2_MEMORY_MB = 128
+L2_MEMORY_MB = 64
 # No calibration loops (lpj, no_timer_check, tsc=reliable), a synchronous SCSI scan so /dev/sda
 # is there when init runs, and little console output (every byte is emulated twice).
 CMDLINE = ("console=ttyS0 quiet loglevel=3 lpj=1000000 no_timer_check tsc=reliable "
