@@ -18,6 +18,9 @@ if [ ! -b "$DISK" ] || [ -z "$BLOCKS" ]; then
     say "ERROR no disk $DISK (blocks=$BLOCKS): $(cat /proc/partitions | tr '\n' ' ')"
     exec sleep 100000
 fi
+# Hold the disk open: the last close of a block device drops its page cache (kill_bdev),
+# which would make the destination read every block from the disk afresh.
+exec 3<"$DISK"
 dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null
 say READY
 while read -r cue; do
