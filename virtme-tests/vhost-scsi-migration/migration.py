@@ -159,6 +159,7 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         raise VmError(f"the migration was {info.get('status')} before the cue: "
                       f"the sequence cannot tell")
 
+    at_cue = sync_count(info)
     mark = len(src.lines)
     src.send("read")
     try:
@@ -168,9 +169,9 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         raise VmError(f"{exc} (migration {info.get('status')}, dirty-sync-count "
                       f"{sync_count(info)})") from exc
     info = await src.execute("query-migrate")
-    at_cue = sync_count(info)
+    after_reads = sync_count(info)
     res.note(f"L2 dropped its page cache and read every block (generation 2) through it; "
-             f"status {info.get('status')}, dirty-sync-count {at_cue}, "
+             f"status {info.get('status')}, dirty-sync-count {after_reads}, "
              f"{info.get('ram', {}).get('remaining')} B of the pass left")
     if info.get("status") != "active":
         raise VmError(f"migration was {info.get('status')} before the reads were done: "
@@ -181,11 +182,13 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     info = await src.wait_migration(lambda i: i.get("status") == "completed",
                                     timeouts.completion, "completion")
     at_end = sync_count(info)
-    res.note(f"migration completed: dirty-sync-count {at_end} (at the cue {at_cue}), "
+    res.note(f"migration completed: dirty-sync-count {at_end} (at the cue {at_cue}, after "
+             f"the reads {after_reads}), "
              f"total {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
              f"{info.get('ram', {}).get('transferred')} B transferred")
-    if at_end < 2 or at_end <= at_cue:
-        raise VmError(f"no dirty sync after the reads (dirty-sync-count {at_end})")
+    if at_cue < 2 or at_end <= after_reads:
+        raise VmError(f"dirty-sync-count {at_cue} at the cue, {at_end} at completion: the "
+                      f"first pass was not over, or no sync followed the reads")
 
     status = await dst.execute("query-status")
     res.note(f"destination: {status}")
