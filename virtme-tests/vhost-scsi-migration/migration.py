@@ -65,7 +65,7 @@ class Timeouts:
     first_pass: float = 300.0
     reads: float = 300.0
     completion: float = 300.0
-    check: float = 300.0
+    check: float = 900.0
 
 
 @dataclass
@@ -194,8 +194,14 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     res.note(f"destination: {status}")
     mark = len(dst.lines)
     dst.send("check")
-    m, end = await dst.wait_line(r"KPIPE-L2 CHECK-DONE stale=(\d+) of=(\d+)", timeouts.check,
-                                 "L2's check on the destination", mark)
+    try:
+        m, end = await dst.wait_line(r"KPIPE-L2 CHECK-DONE stale=(\d+) of=(\d+)",
+                                     timeouts.check, "L2's check on the destination", mark)
+    except VmError as exc:
+        seen = sum(1 for line in dst.lines[mark:] if "KPIPE-L2 STALE" in line)
+        status = await dst.execute("query-status")
+        raise VmError(f"{exc}; {seen} stale blocks reported by then; destination "
+                      f"{status}") from exc
     res.stale = [int(x.group(1)) for line in dst.lines[mark:end]
                  if (x := re.search(r"KPIPE-L2 STALE (\d+)", line))]
     n, of = int(m.group(1)), int(m.group(2))
