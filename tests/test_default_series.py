@@ -133,9 +133,11 @@ def test_the_live_migration_loses_blocks_at_the_base_and_none_at_the_tip(
     run_dir = default_run["run_dir"]
     (base,), (tip,) = _migration(steps[0]), _migration(steps[-1])
     assert base["status"] == "fail", base
-    assert re.fullmatch(r"\d+ of 256 blocks stale after migration \(first: [\d, .]+\)",
-                        base["message"]), base["message"]
-    assert int(base["message"].split()[0]) > 0
+    stale = re.fullmatch(r"(\d+) of 256 blocks stale after migration \(first: [\d, .]+\)",
+                         base["message"])
+    # or the stale memory took the destination L2 down before it could say which blocks
+    died = base["message"].startswith("the destination L2 did not survive the migration: ")
+    assert (stale and int(stale.group(1)) > 0) or died, base["message"]
     assert tip["status"] == "pass", tip
     log = (run_dir / tip["log"]).read_text()
     counts = re.search(r"migration completed: dirty-sync-count (\d+) \(at the cue (\d+),", log)

@@ -41,7 +41,8 @@ class Vm:
         self.console_path = workdir / f"{name}.console"
         self.stderr_path = workdir / f"{name}.stderr"
         self.args = [
-            "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
+            # -no-reboot: an L2 that triple-faults ends QEMU instead of booting again unseen
+            "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot",
             "-machine", "pc", "-accel", "tcg,tb-size=64", "-m", str(L2_MEMORY_MB),
             "-kernel", kernel, "-initrd", str(initrd),
             "-append", f"{CMDLINE} {extra_cmdline}".strip(),
