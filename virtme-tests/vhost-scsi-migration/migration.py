@@ -150,14 +150,9 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
                                     timeouts.first_pass,
                                     "end of the first pass (dirty-sync-count 2)", poll=0.1)
     await src.execute("migrate-set-parameters", {"max-bandwidth": TRICKLE_BANDWIDTH})
-    info = await src.execute("query-migrate")
-    assert isinstance(info, dict)
-    res.note(f"first pass done after {time.monotonic() - t_mig:.1f} s: cap "
-             f"{TRICKLE_BANDWIDTH} B/s; status {info.get('status')}, dirty-sync-count "
-             f"{sync_count(info)}")
-    if info.get("status") != "active":
-        raise VmError(f"the migration was {info.get('status')} before the cue: "
-                      f"the sequence cannot tell")
+    info = await _still_active(src, res, f"first pass done after "
+                               f"{time.monotonic() - t_mig:.1f} s: cap {TRICKLE_BANDWIDTH} B/s",
+                               "the cue")
 
     at_cue = sync_count(info)
     mark = len(src.lines)
@@ -168,14 +163,9 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         info = await src.execute("query-migrate")
         raise VmError(f"{exc} (migration {info.get('status')}, dirty-sync-count "
                       f"{sync_count(info)})") from exc
-    info = await src.execute("query-migrate")
+    info = await _still_active(src, res, "L2 dropped its page cache and read every block "
+                               "(generation 2) through it", "the reads were done")
     after_reads = sync_count(info)
-    res.note(f"L2 dropped its page cache and read every block (generation 2) through it; "
-             f"status {info.get('status')}, dirty-sync-count {after_reads}, "
-             f"{info.get('ram', {}).get('remaining')} B of the pass left")
-    if info.get("status") != "active":
-        raise VmError(f"migration was {info.get('status')} before the reads were done: "
-                      f"the sequence cannot tell")
     if faults.raise_cap:
         await src.execute("migrate-set-parameters", {"max-bandwidth": HIGH_BANDWIDTH,
                                                      "downtime-limit": FINAL_DOWNTIME_MS})
@@ -222,6 +212,18 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         res.status = "pass"
         res.message = (f"0 of {of} blocks stale; dirty-sync-count {at_cue} at the cue, "
                        f"{at_end} at completion")
+
+
+async def _still_active(src: Vm, res: Result, what: str, before: str) -> dict:
+    """query-migrate, noted after `what`; VmError unless the migration is still active."""
+    info = await src.execute("query-migrate")
+    assert isinstance(info, dict)
+    res.note(f"{what}; status {info.get('status')}, dirty-sync-count {sync_count(info)}, "
+             f"{info.get('ram', {}).get('remaining')} B of the pass left")
+    if info.get("status") != "active":
+        raise VmError(f"the migration was {info.get('status')} before {before}: the sequence "
+                      f"cannot tell")
+    return info
 
 
 def _held_back(info: dict) -> bool:
