@@ -7,7 +7,9 @@ plus configs/kconfig/<fragment>.config, configured and built in the build sandbo
 step, once per tree commit and fragment.
 
 Reads the tree repository at the base commit and the fragment. Writes, under the cache,
-`l2-kernels/<commit>-<fragment hash>/bzImage` (with its build.log and .config beside it); builds
+`l2-kernels/<commit>-<fragment hash>/vmlinux` (with its build.log and .config beside it): the
+uncompressed ELF, which QEMU boots through its PVH entry point (the fragment has CONFIG_PVH)
+without the real-mode setup and the decompressor, both slow under TCG inside TCG; builds
 in a worktree under `l2-kernels/.build-<key>/` that is always removed; a failed build leaves
 its log as `l2-kernels/<key>.failed.log` and raises L2BuildError.
 """
@@ -28,6 +30,7 @@ from pipeline.locking import locked
 
 BASE_TARGET = "tinyconfig"
 LOCALVERSION = "-kpipe-l2"
+IMAGE = "vmlinux"  # what the L2 QEMU boots (-kernel): the ELF with the PVH note
 
 
 class L2BuildError(InfraError):
@@ -54,18 +57,18 @@ def root() -> Path:
 
 
 def cached(commit: str, fragment: str) -> Path | None:
-    """The cached bzImage for this commit and fragment, or None."""
-    image = root() / cache_key(commit, fragment) / "bzImage"
+    """The cached vmlinux for this commit and fragment, or None."""
+    image = root() / cache_key(commit, fragment) / IMAGE
     return image if image.is_file() else None
 
 
 def ensure(tree: Path, commit: str, fragment: str, sandboxed: bool = True,
            progress: Callable[[str], None] | None = None) -> Path:
-    """The L2 bzImage for `commit` of `tree` with `fragment`: from the cache, else built now
+    """The L2 vmlinux for `commit` of `tree` with `fragment`: from the cache, else built now
     (one build at a time per key; a second caller waits and takes the first one's)."""
     key = cache_key(commit, fragment)
     with locked(f"l2-kernel-{key[:24]}"):
-        image = root() / key / "bzImage"
+        image = root() / key / IMAGE
         if image.is_file():
             return image
         if progress:
@@ -105,20 +108,23 @@ def _build(tree: Path, commit: str, fragment: str, key: str, sandboxed: bool) ->
         staged = root() / f".staged-{key}"
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir()
-        for name in ("bzImage", "build.log", ".config"):
+        shutil.copyfile(out / IMAGE, staged / IMAGE)
+        for name in ("build.log", ".config"):
             shutil.copyfile(step_dir / name, staged / name)
         os.replace(staged, final)
         failed_log.unlink(missing_ok=True)
-        return final / "bzImage"
+        return final / IMAGE
     finally:
         worktree.remove(tree, src)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def unmet(requested: dict[str, str], final: dict[str, str]) -> list[str]:
-    """The fragment's `=y` symbols the final .config does not have as `=y`."""
+    """The fragment's `=y` symbols the final .config does not have as `=y`, and its `is not
+    set` symbols the final .config still has (a `select` can force one back on)."""
     return [f"CONFIG_{sym}" for sym, value in requested.items()
-            if value == "y" and final.get(sym) != "y"]
+            if (value == "y" and final.get(sym) != "y")
+            or (value == "n" and final.get(sym, "n") != "n")]
 
 
 def for_suites(suites: list, tree: Path | None, commit: str | None, sandboxed: bool = True,

@@ -37,15 +37,21 @@ def entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0
 
 
 def build(out: Path, init_text: str | None = None, busybox: str = BUSYBOX) -> int:
-    """Write the initramfs to `out`: /init, /bin/busybox and /dev/console (the kernel opens it
-    for init's stdio before anything is mounted). Returns its size in bytes."""
+    """Write the initramfs to `out`: /init, /bin/busybox, /dev/console (the kernel opens it
+    for init's stdio before anything is mounted), /dev/sda and the empty folders /init
+    mounts on or writes to.
+    Returns its size in bytes."""
     init = (init_text if init_text is not None else INIT.read_text()).encode()
     parts = [
         entry("dev", stat.S_IFDIR | 0o755, ino=1),
         entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1), ino=2),
+        # the first SCSI disk's node: init mounts no devtmpfs (a process less)
+        entry("dev/sda", stat.S_IFBLK | 0o600, rdev=(8, 0), ino=9),
         entry("bin", stat.S_IFDIR | 0o755, ino=3),
         entry("bin/busybox", stat.S_IFREG | 0o755, Path(busybox).read_bytes(), ino=4),
         entry("init", stat.S_IFREG | 0o755, init, ino=5),
+        *(entry(name, stat.S_IFDIR | 0o755, ino=6 + i)
+          for i, name in enumerate(("proc", "sys", "tmp"))),
     ]
     parts.append(entry(TRAILER, 0))
     blob = b"".join(parts)

@@ -9,12 +9,13 @@ QEMU was left running after that.
 The sequence does not depend on timing:
  1. the source L2 boots and reads every block once (its page cache holds generation 1);
  2. the disk is rewritten with generation 2 (behind L2's back: L2 still caches generation 1);
- 3. the migration starts at 1 MiB/s with a 1 ms downtime limit; once its first pass (RAM in
-    address order) has 3/8 of RAM left the cap drops to 64 KiB/s, so that at the pass's end
-    every later pass takes long enough for L2's own tick to dirty pages again, and as soon as
-    query-migrate shows dirty-sync-count >= 2 (the first pass sent every page) to a trickle
-    (QEMU's limiter then passes about one page per 100 ms window): nothing can converge while
-    L2 works;
+ 3. the migration starts at 2 MiB/s with a 1 ms downtime limit. The first pass sends the L2's
+    RAM in address order, then QEMU's smaller RAM blocks (the firmware ROM: SeaBIOS has 46
+    non-zero pages): 1 MiB before the L2's RAM is done the cap drops to 256 KiB/s, and once
+    only those blocks are left to 64 KiB/s, so the pass ends slowly and every later pass takes
+    long enough for L2's own tick to dirty pages again; as soon as query-migrate shows
+    dirty-sync-count >= 2 (the first pass sent every page) the cap drops to a trickle (QEMU's
+    limiter then passes about one page per 100 ms window): nothing can converge while L2 works;
  4. L2 is cued to drop its page cache and read every block again, buffered: the device
     (vhost-scsi) writes generation 2 into freed pages that the first pass sent already;
  5. after L2 says the reads are done, the cap and the downtime limit are raised; the dirty
@@ -23,7 +24,8 @@ The sequence does not depend on timing:
     with O_DIRECT: a page the device wrote but the dirty log never named still holds what was
     sent in the first pass.
 (A migration left at 1 MiB/s converges right after its first pass: the L2 of a TCG guest
-inside a TCG guest dirties too little to hold it; QEMU 7.2 with a downtime limit of 0 never
+inside a TCG guest dirties too little to hold it (a pass of a few pages is sent within one
+100 ms window, while L2 may not run at all); QEMU 7.2 with a downtime limit of 0 never
 syncs and completes as soon as the first pass ends; and reads cued while the first pass still
 had 3/8 of RAM to send landed in pages it had not sent yet (the allocator hands out the
 highest free pages first): 0 stale blocks on the unfixed base.)
@@ -32,20 +34,23 @@ highest free pages first): 0 stale blocks on the unfixed base.)
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import disk as diskmod
 import initramfs
-from qemuvm import Vm, VmError, qemu_processes, sync_count
+from qemuvm import L2_MEMORY_MB, Vm, VmError, qemu_processes, sync_count
 
-LOW_BANDWIDTH = 1024 * 1024  # bytes/s: the first pass takes tens of seconds
-SLOW_BANDWIDTH = 64 * 1024  # bytes/s: the first pass's last 3/8 and the passes after it
+# The first pass's caps, in bytes/s: FAST for most of it (the L2's RAM is mostly zero pages,
+# 9 bytes each), MID for its last MiB of the L2's RAM, SLOW for the blocks after it.
+FAST_BANDWIDTH = 2 * 1024 * 1024
+MID_BANDWIDTH = 256 * 1024
+SLOW_BANDWIDTH = 64 * 1024
+MID_BEFORE = 1024 * 1024  # bytes of the L2's RAM still to send when the cap drops to MID
 TRICKLE_BANDWIDTH = 1000  # bytes/s: 100 bytes a window: one page each 100 ms
 LOW_DOWNTIME_MS = 1
-HOLD_AT = 3 / 8  # the share of RAM the first pass still has to send when the cap drops
+POLL = 0.05  # s between query-migrate calls while the first pass ends
 HIGH_BANDWIDTH = 1024 * 1024 * 1024
 FINAL_DOWNTIME_MS = 30000
 
@@ -135,27 +140,35 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
              incoming=f"unix:{sock}", device=faults.device)
     vms.append(dst)
     await dst.start()
-    await src.execute("migrate-set-parameters", {"max-bandwidth": LOW_BANDWIDTH,
+    await src.execute("migrate-set-parameters", {"max-bandwidth": FAST_BANDWIDTH,
                                                  "downtime-limit": LOW_DOWNTIME_MS})
     await src.execute("migrate", {"uri": f"unix:{sock}"})
     t_mig = time.monotonic()
-    info = await src.wait_migration(_held_back, timeouts.first_pass,
-                                    f"first pass down to {HOLD_AT:.0%} of RAM", poll=0.1)
-    await src.execute("migrate-set-parameters", {"max-bandwidth": SLOW_BANDWIDTH})
-    ram = info.get("ram", {})
-    res.note(f"migration started at {LOW_BANDWIDTH} B/s, downtime limit {LOW_DOWNTIME_MS} ms; "
-             f"after {time.monotonic() - t_mig:.1f} s the first pass had "
-             f"{ram.get('remaining')} of {ram.get('total')} B left: cap {SLOW_BANDWIDTH} B/s")
+    # the bytes of RAM blocks after the L2's RAM (firmware, option ROMs): the pass's end
+    info = await src.wait_migration(lambda i: i.get("ram", {}).get("total", 0) > 0,
+                                    timeouts.first_pass, "the migration's RAM total", POLL)
+    tail = int(info["ram"]["total"]) - L2_MEMORY_MB * 1024 * 1024
+    for cap, left, what in ((MID_BANDWIDTH, tail + MID_BEFORE, "the L2's last MiB"),
+                            (SLOW_BANDWIDTH, tail, "the blocks after the L2's RAM")):
+        info = await src.wait_migration(lambda i, left=left: _first_pass_left(i, left),
+                                        timeouts.first_pass, f"first pass at {what}", POLL)
+        await src.execute("migrate-set-parameters", {"max-bandwidth": cap})
+        res.note(f"after {time.monotonic() - t_mig:.1f} s the first pass had "
+                 f"{info.get('ram', {}).get('remaining')} B left of "
+                 f"{info.get('ram', {}).get('total')} B ({what}; dirty-sync-count "
+                 f"{sync_count(info)}): cap {cap} B/s")
     info = await src.wait_migration(lambda i: sync_count(i) >= 2 or i.get("status") != "active",
                                     timeouts.first_pass,
-                                    "end of the first pass (dirty-sync-count 2)", poll=0.1)
+                                    "end of the first pass (dirty-sync-count 2)", POLL)
     await src.execute("migrate-set-parameters", {"max-bandwidth": TRICKLE_BANDWIDTH})
-    info = await _still_active(src, res, f"first pass done after "
-                               f"{time.monotonic() - t_mig:.1f} s: cap {TRICKLE_BANDWIDTH} B/s",
-                               "the cue")
+    first_pass = time.monotonic() - t_mig
+    info = await _still_active(src, res, f"migration started at {FAST_BANDWIDTH} B/s, downtime "
+                               f"limit {LOW_DOWNTIME_MS} ms; first pass done after "
+                               f"{first_pass:.1f} s: cap {TRICKLE_BANDWIDTH} B/s", "the cue")
 
     at_cue = sync_count(info)
     mark = len(src.lines)
+    t_phase = time.monotonic()
     src.send("read")
     try:
         await src.wait_line(r"KPIPE-L2 READ-DONE", timeouts.reads, "L2's reads done", mark)
@@ -164,15 +177,19 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         raise VmError(f"{exc} (migration {info.get('status')}, dirty-sync-count "
                       f"{sync_count(info)})") from exc
     info = await _still_active(src, res, "L2 dropped its page cache and read every block "
-                               "(generation 2) through it", "the reads were done")
+                               f"(generation 2) through it in {time.monotonic() - t_phase:.1f} s",
+                               "the reads were done")
     after_reads = sync_count(info)
     if faults.raise_cap:
         await src.execute("migrate-set-parameters", {"max-bandwidth": HIGH_BANDWIDTH,
                                                      "downtime-limit": FINAL_DOWNTIME_MS})
+    t_phase = time.monotonic()
     info = await src.wait_migration(lambda i: i.get("status") == "completed",
                                     timeouts.completion, "completion")
     at_end = sync_count(info)
-    res.note(f"migration completed: dirty-sync-count {at_end} (at the cue {at_cue}, after "
+    res.note(f"migration completed {time.monotonic() - t_phase:.1f} s after the cap was raised "
+             f"({time.monotonic() - t_mig:.1f} s after it started): "
+             f"dirty-sync-count {at_end} (at the cue {at_cue}, after "
              f"the reads {after_reads}), "
              f"total {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
              f"{info.get('ram', {}).get('transferred')} B transferred")
@@ -183,6 +200,7 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     status = await dst.execute("query-status")
     res.note(f"destination: {status}")
     mark = len(dst.lines)
+    t_phase = time.monotonic()
     dst.send("check")
     try:
         m, end = await dst.wait_line(r"KPIPE-L2 CHECK-DONE stale=(\d+) of=(\d+)",
@@ -190,7 +208,8 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     except VmError as exc:
         # the migration completed and the destination L2 then died or hung: that is the
         # guest not surviving its migration (what stale memory does in the field), a fail
-        seen = sum(1 for line in dst.lines[mark:] if "KPIPE-L2 STALE" in line)
+        seen = sum(len(line.split()) - 2 for line in dst.lines[mark:]
+                   if line.startswith("KPIPE-L2 STALE "))
         try:
             status = await dst.execute("query-status")
         except Exception as qmp_exc:  # noqa: BLE001 - QEMU may be gone
@@ -199,11 +218,14 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         res.message = (f"the destination L2 did not survive the migration: {exc} ({seen} "
                        f"stale blocks reported by then; destination {status})")
         return
-    res.stale = [int(x.group(1)) for line in dst.lines[mark:end]
-                 if (x := re.search(r"KPIPE-L2 STALE (\d+)", line))]
+    res.stale = [int(b) for line in dst.lines[mark:end] if line.startswith("KPIPE-L2 STALE ")
+                 for b in line.split()[2:]]
     n, of = int(m.group(1)), int(m.group(2))
-    res.note(f"destination L2 compared its page cache with O_DIRECT reads: {n} of {of} blocks "
-             f"differ; case {time.monotonic() - t0:.1f} s")
+    res.note(f"destination L2 compared its page cache with O_DIRECT reads in "
+             f"{time.monotonic() - t_phase:.1f} s: {n} of {of} blocks differ; case "
+             f"{time.monotonic() - t0:.1f} s")
+    if len(res.stale) != n:
+        raise VmError(f"the destination L2 counted {n} stale blocks but named {len(res.stale)}")
     if n:
         first = ", ".join(str(b) for b in res.stale[:8]) + (", ..." if n > 8 else "")
         res.status, res.message = "fail", f"{n} of {of} blocks stale after migration " \
@@ -226,14 +248,12 @@ async def _still_active(src: Vm, res: Result, what: str, before: str) -> dict:
     return info
 
 
-def _held_back(info: dict) -> bool:
-    """The first pass has at most HOLD_AT of RAM left (or is over: the caller says so)."""
+def _first_pass_left(info: dict, left: int) -> bool:
+    """The first pass has at most `left` bytes to send (or is over: the caller says so)."""
     ram = info.get("ram", {})
-    total, left = ram.get("total", 0), ram.get("remaining", 0)
     return info.get("status") != "setup" and (
         sync_count(info) > 1 or info.get("status") != "active"
-        or (total > 0 and left <= total * HOLD_AT))
-
+        or int(ram.get("remaining", left + 1)) <= left)
 
 
 def main_async(workdir: Path, l2_kernel: str, **kw: object) -> Result:
