@@ -2,7 +2,7 @@
 
 The test-only suite runs the vhost-scsi-migration case's own code three times with one fault
 each: a QEMU that never starts (a device model QEMU lacks), a migration that never completes
-(the bandwidth cap never raised; the completion wait cut to 20 s) and an L2 that panics (an
+(the bandwidth cap never raised; the completion wait cut to 10 s) and an L2 that panics (an
 /init that exits). Each must end the case as fail or error with its clear message and no QEMU
 left running; the suite's program checks that and reports one KTAP case per fault, and this
 test checks the record the host made of them, and that the step's guest left no QEMU behind.
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e  # the base kernel, the L2 kernel, one boot with th
 SUITE = Path(__file__).parent / "suites" / "migration-faults"
 WANT = {
     "qemu-never-starts": ("QMP connect failed", "is not a valid device model name"),
-    "migration-never-completes": ("no completion within 20 s",),
+    "migration-never-completes": ("no completion within 10 s",),
     "l2-panics": ("L2 panicked", "Attempted to kill init!"),
 }
 

@@ -17,9 +17,10 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "vhost-scsi"))
 import lio  # noqa: E402  (the vhost-scsi suite's configfs helper)
 
 BLOCK = 4096
-BLOCKS = 256
+BLOCKS = 64  # 256 KiB: every block stale on the unfixed base; each block costs check time
 WWPNS = ("naa.5001405000000a01", "naa.5001405000000a02")
 NEXUS = ("naa.5001405000000b01", "naa.5001405000000b02")
+TPGT = 1  # the TPG tag: the target number the L2 sees the disk at
 HBA = "fileio_14"
 BACKSTORE = "migdisk"
 
@@ -34,7 +35,7 @@ class _SharedLun(lio.LioTarget):
     """A second WWPN whose LUN links the first target's backstore (and owns no HBA)."""
 
     def __init__(self, owner: lio.LioTarget, wwpn: str, initiator: str) -> None:
-        super().__init__(wwpn, initiator, hba=f"{HBA}_unused")
+        super().__init__(wwpn, initiator, tpgt=TPGT, hba=f"{HBA}_unused")
         self.owner = owner
 
     def backstore_dir(self, name: str) -> str:
@@ -45,7 +46,7 @@ class MigrationDisk:
     def __init__(self, workdir: Path, blocks: int = BLOCKS) -> None:
         self.path = workdir / "migdisk.img"
         self.blocks = blocks
-        self.source = lio.LioTarget(WWPNS[0], NEXUS[0], hba=HBA)
+        self.source = lio.LioTarget(WWPNS[0], NEXUS[0], tpgt=TPGT, hba=HBA)
         self.destination = _SharedLun(self.source, WWPNS[1], NEXUS[1])
 
     def write_generation(self, generation: int) -> None:

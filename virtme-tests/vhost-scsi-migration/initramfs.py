@@ -1,7 +1,8 @@
 """The L2 guest's initramfs, built at run time: a newc cpio archive written in Python.
 
 Reads Debian's static busybox (/bin/busybox from busybox-static, on the host's root file system
-the guest sees) and the suite's init script (l2-init.sh, or the text a fault test gives).
+the guest sees), the suite's init script (l2-init.sh, or the text a fault test gives) and the
+destination's check (check.awk).
 Writes one uncompressed cpio file (the L2 kernel is built without any RD_* decompressor).
 
 Written by hand: Python's stdlib has no cpio writer, the guest has only the stdlib, and
@@ -18,6 +19,7 @@ from pathlib import Path
 
 BUSYBOX = "/bin/busybox"
 INIT = Path(__file__).with_name("l2-init.sh")
+CHECK = Path(__file__).with_name("check.awk")  # the destination's check, run by /init
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
 
@@ -37,9 +39,9 @@ def entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0
 
 
 def build(out: Path, init_text: str | None = None, busybox: str = BUSYBOX) -> int:
-    """Write the initramfs to `out`: /init, /bin/busybox, /dev/console (the kernel opens it
-    for init's stdio before anything is mounted), /dev/sda and the empty folders /init
-    mounts on or writes to.
+    """Write the initramfs to `out`: /init, /check.awk, /bin/busybox, /dev/console (the
+    kernel opens it for init's stdio before anything is mounted), /dev/sda and the empty
+    folders /init mounts on or writes to.
     Returns its size in bytes."""
     init = (init_text if init_text is not None else INIT.read_text()).encode()
     parts = [
@@ -50,6 +52,7 @@ def build(out: Path, init_text: str | None = None, busybox: str = BUSYBOX) -> in
         entry("bin", stat.S_IFDIR | 0o755, ino=3),
         entry("bin/busybox", stat.S_IFREG | 0o755, Path(busybox).read_bytes(), ino=4),
         entry("init", stat.S_IFREG | 0o755, init, ino=5),
+        entry("check.awk", stat.S_IFREG | 0o644, CHECK.read_bytes(), ino=10),
         *(entry(name, stat.S_IFDIR | 0o755, ino=6 + i)
           for i, name in enumerate(("proc", "sys", "tmp"))),
     ]

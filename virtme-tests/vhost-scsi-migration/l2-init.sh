@@ -11,28 +11,32 @@
 # Every process costs about a second under TCG inside TCG: this script starts few. The
 # initramfs holds /proc, /sys, /tmp and the /dev nodes already (initramfs.py), and the
 # kernel scans no SCSI target itself (scsi_mod.scan=manual: it would probe each of the
-# 256 targets virtio-scsi offers); target 0 LUN 0 is scanned here.
+# 256 targets virtio-scsi offers); the disk's target (kpipe.target=, vhost-scsi's TPG tag)
+# LUN 0 is scanned here.
 /bin/busybox mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 DISK=/dev/sda
 read -r cmdline < /proc/cmdline
 BLOCKS=${cmdline##*kpipe.blocks=}
 BLOCKS=${BLOCKS%% *}
-echo "0 0 0" > /sys/class/scsi_host/host0/scan
+TARGET=${cmdline##*kpipe.target=}
+TARGET=${TARGET%% *}
+echo "0 $TARGET 0" > /sys/class/scsi_host/host0/scan
 say() { echo "KPIPE-L2 $*"; }
-case "$BLOCKS" in ""|*[!0-9]*) say "ERROR no kpipe.blocks= in: $cmdline"; exec sleep 100000 ;; esac
+case "$BLOCKS$TARGET" in ""|*[!0-9]*)
+    say "ERROR no kpipe.blocks= or kpipe.target= in: $cmdline"; exec sleep 100000 ;; esac
 # sd attaches the disk asynchronously: wait for it with shell builtins only (no process)
 n=0
-while [ ! -e /sys/block/sda ] && [ $n -lt 100000 ]; do n=$((n + 1)); done
+while [ ! -e /sys/block/sda ] && [ $n -lt 20000 ]; do n=$((n + 1)); done
 if [ ! -e /sys/block/sda ]; then
-    say "ERROR no disk $DISK after scanning target 0 LUN 0: $(cat /proc/partitions)"
+    say "ERROR no disk $DISK after scanning target $TARGET LUN 0: $(cat /proc/partitions)"
     exec sleep 100000
 fi
 # Hold the disk open: the last close of a block device drops its page cache (kill_bdev),
 # which would make the destination read every block from the disk afresh.
 exec 3<"$DISK"
 dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null
-say READY
+say "READY (waited $n rounds for the disk)"
 while read -r cue; do
     case "$cue" in
     read)
@@ -41,34 +45,14 @@ while read -r cue; do
         say READ-DONE
         ;;
     check)
-        # Each copy as od prints it, 32 bytes a line: od prints a run of equal lines once
-        # and a "*" (a block of the disk's pattern is one 32-byte line 128 times), so each
-        # block is two lines to compare, and a block holding anything else has lines of
-        # its own. awk groups each copy's lines by block (the offset's block; a "*" goes
-        # with the line before it) and compares the copies block by block: one pass, three
-        # processes a copy (cmp per block, an exec each, was most of the suite's time).
-        # The O_DIRECT read is one request for the whole disk.
+        # Each copy as od prints it, 32 bytes a line (od prints a run of equal lines once,
+        # then "*"), compared block by block by check.awk: one pass, a few processes (cmp
+        # per block, an exec each, was most of the suite's time). The O_DIRECT read is one
+        # request for the whole disk.
         dd if="$DISK" bs=4096 count="$BLOCKS" 2>/dev/null | od -A d -t x8 -w32 > /tmp/cached
         dd if="$DISK" bs=$((BLOCKS * 4096)) count=1 iflag=direct 2>/dev/null |
             od -A d -t x8 -w32 > /tmp/direct
-        awk -v want="$BLOCKS" '
-            # busybox awk reads a number with a leading 0 as octal: od pads its offsets
-            function offset(field) { sub(/^0+/, "", field); return field + 0 }
-            FNR == 1 { f++ }
-            $1 == "*" { rep[f, cur] = rep[f, cur] " *"; next }
-            NF == 1 { size[f] = offset($1); next }
-            { cur = int(offset($1) / 4096); rep[f, cur] = rep[f, cur] " " $0 }
-            END {
-                if (f != 2 || size[1] != want * 4096 || size[2] != want * 4096) {
-                    print "KPIPE-L2 ERROR check read " size[1] + 0 " B cached and " \
-                          size[2] + 0 " B direct, not " want * 4096
-                    exit
-                }
-                for (b = 0; b < want; b++)
-                    if (rep[1, b] != rep[2, b]) { stale = stale " " b; n++ }
-                if (n) print "KPIPE-L2 STALE" stale
-                print "KPIPE-L2 CHECK-DONE stale=" n + 0 " of=" want
-            }' /tmp/cached /tmp/direct
+        awk -v want="$BLOCKS" -f /check.awk /tmp/cached /tmp/direct
         rm -f /tmp/cached /tmp/direct
         ;;
     esac

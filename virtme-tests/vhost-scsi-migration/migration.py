@@ -66,11 +66,14 @@ class Faults:
 
 @dataclass
 class Timeouts:
-    boot: float = 600.0
-    first_pass: float = 300.0
-    reads: float = 300.0
-    completion: float = 300.0
-    check: float = 900.0
+    """Seconds each wait may take: about five times what each took on a loaded 2-core TCG
+    machine (L2 boot 30-45 s, first pass 10-30 s, reads and check a few seconds)."""
+
+    boot: float = 300.0
+    first_pass: float = 180.0
+    reads: float = 120.0
+    completion: float = 120.0
+    check: float = 120.0
 
 
 @dataclass
@@ -126,7 +129,7 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     size = initramfs.build(cpio, faults.init_text)
     res.note(f"L2 initramfs: {size} bytes (busybox + /init); disk: {disk.blocks} blocks of "
              f"{diskmod.BLOCK} B, generation 1")
-    extra = f"kpipe.blocks={disk.blocks}"
+    extra = f"kpipe.blocks={disk.blocks} kpipe.target={diskmod.TPGT}"
     sock = workdir / "migration.sock"
     src = Vm("source", workdir, l2_kernel, cpio, diskmod.WWPNS[0], extra, device=faults.device)
     vms.append(src)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """vhost-scsi-migration: a real QEMU live migration of an L2 guest whose disk is vhost-scsi.
 
-Run by the guest runner (KTAP on stdout, one case). Reads $KPIPE_L2_KERNEL (the L2 bzImage
+Run by the guest runner (KTAP on stdout, one case). Reads $KPIPE_L2_KERNEL (the L2 vmlinux
 the host built), $KPIPE_PYTHON_DEPS (the host venv's site-packages, for qemu.qmp: the guest
 runs the host's root file system read-only, without site-packages) and $KPIPE_OUTDIR (where
 the L2 consoles are copied for the host). Writes its work files under /tmp (the guest's

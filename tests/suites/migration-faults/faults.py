@@ -4,7 +4,7 @@
 Every part is the real one (LIO, /dev/vhost-scsi, QEMU, QMP, the L2 kernel); a fault is put in
 only where no real part fails on demand: a device model QEMU does not have (QEMU never
 starts), a bandwidth cap never raised (the migration never completes; the completion wait
-is cut to 20 s) and an /init that exits (L2 panics). Each case here passes when the migration
+is cut to 10 s) and an /init that exits (L2 panics). Each case here passes when the migration
 case ended as fail or error with the expected message and no QEMU left running; the case's
 own message is printed as a diagnostic line, so the host's record shows it.
 
@@ -30,8 +30,8 @@ CASES = [
     ("qemu-never-starts", {"device": "vhost-scsi-pci-kpipe-missing"}, {},
      r"^error: QMP connect failed: .*'vhost-scsi-pci-kpipe-missing' is not a valid device "
      r"model name.*; no QEMU left running$"),
-    ("migration-never-completes", {"raise_cap": False}, {"completion": 20.0},
-     r"^error: no completion within 20 s \(status active, dirty-sync-count \d+\); "
+    ("migration-never-completes", {"raise_cap": False}, {"completion": 10.0},
+     r"^error: no completion within 10 s \(status active, dirty-sync-count \d+\); "
      r"no QEMU left running$"),
     ("l2-panics", {"init_text": "#!/bin/busybox sh\nexit 0\n"}, {},
      r"^error: L2 panicked \(source\): Kernel panic - not syncing: Attempted to kill init!"
