@@ -9,7 +9,7 @@ QEMU was left running after that.
 The sequence does not depend on timing:
  1. the source L2 boots and reads every block once (its page cache holds generation 1);
  2. the disk is rewritten with generation 2 (behind L2's back: L2 still caches generation 1);
- 3. the migration starts at 2 MiB/s with a 1 ms downtime limit. The first pass sends the L2's
+ 3. the migration starts at 4 MiB/s with a 1 ms downtime limit. The first pass sends the L2's
     RAM in address order, then QEMU's smaller RAM blocks (the firmware ROM: SeaBIOS has 46
     non-zero pages): 1 MiB before the L2's RAM is done the cap drops to 256 KiB/s, and once
     only those blocks are left to 64 KiB/s, so the pass ends slowly and every later pass takes
@@ -44,7 +44,7 @@ from qemuvm import L2_MEMORY_MB, Vm, VmError, qemu_processes, sync_count
 
 # The first pass's caps, in bytes/s: FAST for most of it (the L2's RAM is mostly zero pages,
 # 9 bytes each), MID for its last MiB of the L2's RAM, SLOW for the blocks after it.
-FAST_BANDWIDTH = 2 * 1024 * 1024
+FAST_BANDWIDTH = 4 * 1024 * 1024
 MID_BANDWIDTH = 256 * 1024
 SLOW_BANDWIDTH = 64 * 1024
 MID_BEFORE = 1024 * 1024  # bytes of the L2's RAM still to send when the cap drops to MID
@@ -143,6 +143,7 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
              incoming=f"unix:{sock}", device=faults.device)
     vms.append(dst)
     await dst.start()
+    res.note(f"destination QEMU started (-incoming) in {time.monotonic() - dst.started:.1f} s")
     await src.execute("migrate-set-parameters", {"max-bandwidth": FAST_BANDWIDTH,
                                                  "downtime-limit": LOW_DOWNTIME_MS})
     await src.execute("migrate", {"uri": f"unix:{sock}"})
