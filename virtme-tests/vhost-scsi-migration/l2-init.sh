@@ -2,6 +2,8 @@
 # kpipe vhost-scsi-migration: /init of the L2 guest (busybox). It talks to the suite on the
 # serial console: it prints "KPIPE-L2 <word>" lines and reads one cue a line from its stdin.
 #   at boot  read every block of the disk once (the page cache then holds generation 1)
+#   dirty    start rewriting 1 MiB of /tmp in place, again and again, until the next cue:
+#            every pass of a capped migration then finds pages dirty (it cannot converge)
 #   read     drop the page cache and read every block again, buffered (the device writes
 #            each page: generation 2 now on the disk)
 #   check    compare the page cache's copy of each block with the disk read with O_DIRECT,
@@ -38,7 +40,19 @@ exec 3<"$DISK"
 dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null
 say "READY (waited $n rounds for the disk)"
 while read -r cue; do
+    # stop the dirtying loop first (the dd it runs last still ends on its own)
+    [ -n "$dirtier" ] && kill "$dirtier" && dirtier=
     case "$cue" in
+    dirty)
+        # the same pages each time (conv=notrunc), with data that is not zero (zero pages
+        # cost a migration 9 bytes each, so they would keep nothing from converging)
+        dd if=/bin/busybox of=/tmp/dirt bs=64k count=16 2>/dev/null
+        (while :; do
+            dd if=/bin/busybox of=/tmp/dirt bs=64k count=16 conv=notrunc 2>/dev/null
+        done) &
+        dirtier=$!
+        say DIRTYING
+        ;;
     read)
         echo 3 > /proc/sys/vm/drop_caches
         dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null

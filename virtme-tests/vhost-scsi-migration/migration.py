@@ -9,13 +9,15 @@ QEMU was left running after that.
 The sequence does not depend on timing:
  1. the source L2 boots and reads every block once (its page cache holds generation 1);
  2. the disk is rewritten with generation 2 (behind L2's back: L2 still caches generation 1);
- 3. the migration starts at 4 MiB/s with a 1 ms downtime limit. The first pass sends the L2's
-    RAM in address order, then QEMU's smaller RAM blocks (the firmware ROM: SeaBIOS has 46
-    non-zero pages): 1 MiB before the L2's RAM is done the cap drops to 256 KiB/s, and once
-    only those blocks are left to 64 KiB/s, so the pass ends slowly and every later pass takes
-    long enough for L2's own tick to dirty pages again; as soon as query-migrate shows
-    dirty-sync-count >= 2 (the first pass sent every page) the cap drops to a trickle (QEMU's
-    limiter then passes about one page per 100 ms window): nothing can converge while L2 works;
+ 3. L2 starts rewriting 1 MiB of its memory in place, again and again (one dd a round, a
+    second or two under TCG inside TCG). The migration starts at 4 MiB/s with a 1 ms downtime
+    limit; the first pass sends the L2's RAM in address order, then QEMU's smaller RAM blocks
+    (the firmware: SeaBIOS's 189 KB); 1 MiB before the L2's RAM is sent the cap drops to 256
+    KiB/s, so the pass ends slowly and each later pass (at least that 1 MiB, 4 s) outlasts a
+    round of L2's rewriting: no pass can end with nothing dirty, whatever the scheduling. Once
+    query-migrate shows dirty-sync-count >= 2 (the first pass sent every page) the cap drops to
+    a trickle (QEMU's limiter then passes about one page per 100 ms window), and the cue stops
+    the rewriting;
  4. L2 is cued to drop its page cache and read every block again, buffered: the device
     (vhost-scsi) writes generation 2 into freed pages that the first pass sent already;
  5. after L2 says the reads are done, the cap and the downtime limit are raised; the dirty
@@ -43,10 +45,10 @@ import initramfs
 from qemuvm import L2_MEMORY_MB, Vm, VmError, qemu_processes, sync_count
 
 # The first pass's caps, in bytes/s: FAST for most of it (the L2's RAM is mostly zero pages,
-# 9 bytes each), MID for its last MiB of the L2's RAM, SLOW for the blocks after it.
+# 9 bytes each), MID from its last MiB of the L2's RAM on: at MID a pass of the 1 MiB L2
+# rewrites takes 4 s, longer than a round of the rewriting.
 FAST_BANDWIDTH = 4 * 1024 * 1024
 MID_BANDWIDTH = 256 * 1024
-SLOW_BANDWIDTH = 64 * 1024
 MID_BEFORE = 1024 * 1024  # bytes of the L2's RAM still to send when the cap drops to MID
 TRICKLE_BANDWIDTH = 1000  # bytes/s: 100 bytes a window: one page each 100 ms
 LOW_DOWNTIME_MS = 1
@@ -138,6 +140,9 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     boot = time.monotonic() - src.started
     res.note(f"source L2 booted to ready in {boot:.1f} s (read every block once)")
 
+    mark = len(src.lines)
+    src.send("dirty")
+    await src.wait_line(r"KPIPE-L2 DIRTYING", timeouts.reads, "L2's rewriting loop", mark)
     disk.write_generation(2)
     dst = Vm("destination", workdir, l2_kernel, cpio, diskmod.WWPNS[1], extra,
              incoming=f"unix:{sock}", device=faults.device)
@@ -148,19 +153,16 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
                                                  "downtime-limit": LOW_DOWNTIME_MS})
     await src.execute("migrate", {"uri": f"unix:{sock}"})
     t_mig = time.monotonic()
-    # the bytes of RAM blocks after the L2's RAM (firmware, option ROMs): the pass's end
+    # the bytes of RAM blocks after the L2's RAM (firmware, option ROMs: sent last)
     info = await src.wait_migration(lambda i: i.get("ram", {}).get("total", 0) > 0,
                                     timeouts.first_pass, "the migration's RAM total", POLL)
     tail = int(info["ram"]["total"]) - L2_MEMORY_MB * 1024 * 1024
-    for cap, left, what in ((MID_BANDWIDTH, tail + MID_BEFORE, "the L2's last MiB"),
-                            (SLOW_BANDWIDTH, tail, "the blocks after the L2's RAM")):
-        info = await src.wait_migration(lambda i, left=left: _first_pass_left(i, left),
-                                        timeouts.first_pass, f"first pass at {what}", POLL)
-        await src.execute("migrate-set-parameters", {"max-bandwidth": cap})
-        res.note(f"after {time.monotonic() - t_mig:.1f} s the first pass had "
-                 f"{info.get('ram', {}).get('remaining')} B left of "
-                 f"{info.get('ram', {}).get('total')} B ({what}; dirty-sync-count "
-                 f"{sync_count(info)}): cap {cap} B/s")
+    info = await src.wait_migration(lambda i: _first_pass_left(i, tail + MID_BEFORE),
+                                    timeouts.first_pass, "first pass at the L2's last MiB", POLL)
+    await src.execute("migrate-set-parameters", {"max-bandwidth": MID_BANDWIDTH})
+    res.note(f"after {time.monotonic() - t_mig:.1f} s the first pass had "
+             f"{info.get('ram', {}).get('remaining')} B left of {info.get('ram', {}).get('total')}"
+             f" B (dirty-sync-count {sync_count(info)}): cap {MID_BANDWIDTH} B/s")
     info = await src.wait_migration(lambda i: sync_count(i) >= 2 or i.get("status") != "active",
                                     timeouts.first_pass,
                                     "end of the first pass (dirty-sync-count 2)", POLL)
