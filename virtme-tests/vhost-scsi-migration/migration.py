@@ -68,14 +68,15 @@ class Faults:
 
 @dataclass
 class Timeouts:
-    """Seconds each wait may take: about five times what each took on a loaded 2-core TCG
-    machine (L2 boot 30-45 s, first pass 10-30 s, reads and check a few seconds)."""
+    """Seconds each wait may take: bounds for a hang, far above what each took on a loaded
+    2-core TCG machine (L2 boot 40-165 s, first pass 9-15 s, reads 3-10 s, check 20-40 s, and
+    a check past 120 s once at load 4), so that a slow machine is never a stale guest."""
 
-    boot: float = 300.0
-    first_pass: float = 180.0
-    reads: float = 120.0
-    completion: float = 120.0
-    check: float = 120.0
+    boot: float = 600.0
+    first_pass: float = 300.0
+    reads: float = 300.0
+    completion: float = 300.0
+    check: float = 600.0
 
 
 @dataclass
