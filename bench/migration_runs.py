@@ -108,10 +108,10 @@ def main() -> int:
                 print(f"  phases (s): {', '.join(f'{k} {v:.1f}' for k, v in got.items())}",
                       flush=True)
         counts = {s: statuses.count(s) for s in dict.fromkeys(statuses)}
-        spread = (f"case {min(seconds):.0f}/{statistics.median(seconds):.0f}/"
+        case_spread = (f"case {min(seconds):.0f}/{statistics.median(seconds):.0f}/"
                   f"{max(seconds):.0f} s (min/median/max)" if seconds else "no case times")
         print(f"step {step['index']}: {', '.join(f'{v} {k}' for k, v in counts.items())} of "
-              f"{len(statuses)}; {spread}", flush=True)
+              f"{len(statuses)}; {case_spread}", flush=True)
         print(f"  phases min/median/max (s): "
               f"{', '.join(f'{k} {spread(v)}' for k, v in times.items())}", flush=True)
         flaky |= len(counts) > 1
