@@ -4,7 +4,7 @@ from pipeline.boot import ktap
 
 SAMPLE = """\
 KTAP version 1
-1..4
+1..6
 # checking uname
 ok 1 uname_localversion
 # open failed
@@ -15,23 +15,29 @@ ok 3 lio_configfs # SKIP configfs not built
     1..1
     ok 1 sub
 not ok 4 - with_subtest # TODO not done yet
+not ok 5 qemu_start # error: QMP connect failed
+ok 6 error_words # errors: none
 """
 
 
 def test_statuses_messages_and_logs():
     p = ktap.parse(SAMPLE)
-    assert p.version == 1 and p.plan == 4 and p.complete and not p.errors
+    assert p.version == 1 and p.plan == 6 and p.complete and not p.errors
     assert [(c.number, c.name, c.status) for c in p.cases] == [
         (1, "uname_localversion", "pass"),
         (2, "vhost_scsi_open", "fail"),
         (3, "lio_configfs", "skip"),
         (4, "with_subtest", "pass"),
+        (5, "qemu_start", "error"),
+        (6, "error_words", "pass"),
     ]
     assert p.cases[0].log == ["# checking uname"]
     assert p.cases[1].message == "open /dev/vhost-scsi: No such file or directory"
     assert p.cases[1].log == ["# open failed", "# errno 2"]
     assert p.cases[2].message == "configfs not built"
     assert p.cases[3].message == "TODO: not done yet"
+    assert p.cases[4].message == "QMP connect failed"  # kselftest's `# error`: not the kernel's
+    assert p.cases[5].message == "errors: none"
     assert "    ok 1 sub" in p.cases[3].log  # nested subtests stay in the parent's log
 
 

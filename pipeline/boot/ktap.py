@@ -7,7 +7,9 @@ kept as part of the enclosing case's log and do not count as cases of their own.
 
 Mapping to kpipe's status words (see DESIGN.md): `ok` -> pass, `not ok` -> fail whatever the
 program's exit code, `# SKIP` -> skip (the caller decides whether a skip is legitimate),
-`# TODO`/`# XFAIL` on `not ok` -> pass with the directive in the message. A program that prints
+`# TODO`/`# XFAIL` on `not ok` -> pass with the directive in the message, `not ok N name # error
+reason` -> error (kselftest's ksft_test_result_error() prints it: the test could not run its
+check, which says nothing of the kernel either way). A program that prints
 no plan, or fewer results than its plan, is reported through `Parsed.errors`; the caller turns
 those into `error` results.
 """
@@ -21,7 +23,7 @@ VERSION_RE = re.compile(r"^(?:KTAP|TAP) version (\d+)\s*$")
 PLAN_RE = re.compile(r"^1\.\.(\d+)\s*(?:#\s*(.*))?$")
 RESULT_RE = re.compile(r"^(ok|not ok)\s+(\d+)\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(.*))?$")
 BAIL_RE = re.compile(r"^Bail out!\s*(.*)$")
-DIRECTIVE_RE = re.compile(r"^(SKIP|TODO|XFAIL)\b\s*:?\s*(.*)$", re.IGNORECASE)
+DIRECTIVE_RE = re.compile(r"^(SKIP|TODO|XFAIL|ERROR)\b\s*:?\s*(.*)$", re.IGNORECASE)
 
 
 @dataclass
@@ -61,6 +63,8 @@ def _status(result: str, directive: str | None) -> tuple[str, str]:
             reason = m.group(2).strip()
             if kind == "SKIP":
                 return "skip", reason
+            if kind == "ERROR":
+                return ("error", reason) if result == "not ok" else ("pass", directive.strip())
             return "pass", f"{kind}: {reason}".rstrip(": ")
     return ("pass" if result == "ok" else "fail"), (directive or "").strip()
 

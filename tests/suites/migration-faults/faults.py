@@ -44,7 +44,7 @@ def main() -> int:
     k.header(len(CASES))
     if why := migration_test.prerequisites():
         for name, *_ in CASES:
-            k.not_ok(name, f"cannot run: {why}")
+            k.not_ok(name, f"error: cannot run: {why}")
         return 0
     import migration
 
