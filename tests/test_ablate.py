@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import Kernel
 from series_factory import ablate_series
 
 from pipeline.intake import tree
@@ -38,7 +39,11 @@ def _ablate(series: Path, reports: Path) -> tuple[subprocess.CompletedProcess, d
                     f"{proc.stderr[-3000:]}")
 
 
-def test_ablate_two_hunks(kernel_tree: tree.TreeInfo, tmp_path: Path) -> None:
+def test_ablate_two_hunks(kernel_tree: tree.TreeInfo, base_kernel: Kernel,
+                          tmp_path: Path) -> None:
+    # base_kernel first: a base build in a new place fills the shared ccache, and an
+    # ablation's builds (posted code, pipeline/intake/pool.py) only read it; without it the
+    # session's first cold build was this one's and the next new place compiled cold again
     series = ablate_series(kernel_tree.path, kernel_tree.head, tmp_path / "series")
     reports = tmp_path / "reports"
     proc, rec = _ablate(series, reports)

@@ -90,6 +90,12 @@ def test_unmet_names_the_symbols_the_config_lacks() -> None:
     # a symbol the fragment turns off that the final config still has (a `select`)
     got = l2kernel.unmet({"A": "y", "C": "n", "D": "n"}, {"A": "y", "C": "y", "D": "n"})
     assert got == ["CONFIG_C"]
+    # a need two trees spell differently: one of the group is enough, none names them all
+    either = l2kernel.either_groups("# kpipe-either: CONFIG_P S\n")
+    assert either == [{"P", "S"}]
+    assert l2kernel.unmet({"P": "y", "S": "y"}, {"S": "y"}, either) == []
+    assert l2kernel.unmet({"P": "y", "S": "y"}, {}, either) == ["CONFIG_P", "CONFIG_S"]
+    assert l2kernel.unmet({"P": "y", "S": "y"}, {}) == ["CONFIG_P", "CONFIG_S"]
 
 
 def _suite(root: Path, l2: str) -> suitemod.Suite:
@@ -153,7 +159,8 @@ def test_the_l2_tiny_kernel_builds_from_the_tree_and_is_cached(kernel_tree) -> N
     assert pvh_entry(image), f"{image} has no PVH entry note (QEMU could not boot it)"
     final = kconfig.read_config(image.parent / ".config")
     wanted = kconfig.parse_fragment(l2kernel.fragment_path("l2-tiny").read_text())
-    assert l2kernel.unmet(wanted, final) == []
+    frag = l2kernel.fragment_path("l2-tiny").read_text()
+    assert l2kernel.unmet(wanted, final, l2kernel.either_groups(frag)) == []
     assert final.get("MODULES", "n") == "n" and final.get("ACPI", "n") == "n"
     t0 = time.monotonic()
     assert l2kernel.ensure(kernel_tree.path, kernel_tree.head, "l2-tiny") == image

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -94,7 +95,8 @@ def _build(tree: Path, commit: str, fragment: str, key: str, sandboxed: bool) ->
         if proc.returncode != 0:
             raise L2BuildError(f"L2 kernel: make olddefconfig failed: "
                                f"{proc.stderr.strip()[-300:]}")
-        if missing := unmet(spec.requested, kconfig.read_config(out / ".config")):
+        if missing := unmet(spec.requested, kconfig.read_config(out / ".config"),
+                            either_groups(fragment_path(fragment).read_text())):
             raise L2BuildError(f"L2 kernel config lacks {', '.join(missing)} "
                                f"(configs/kconfig/{fragment}.config)")
         step_dir = work / "out"
@@ -119,12 +121,28 @@ def _build(tree: Path, commit: str, fragment: str, key: str, sandboxed: bool) ->
         shutil.rmtree(work, ignore_errors=True)
 
 
-def unmet(requested: dict[str, str], final: dict[str, str]) -> list[str]:
+EITHER = re.compile(r"^#\s*kpipe-either:\s*(.+)$", re.M)
+
+
+def either_groups(fragment_text: str) -> list[set[str]]:
+    """The fragment's `# kpipe-either: A B` lines (a comment to Kconfig): symbols of which one
+    is enough, for a need that trees spell differently (6.12's PROC_SYSCTL is 7.x's SYSCTL)."""
+    return [set(m.group(1).removeprefix("CONFIG_").split()) for m in EITHER.finditer(fragment_text)]
+
+
+def unmet(requested: dict[str, str], final: dict[str, str],
+          either: list[set[str]] | None = None) -> list[str]:
     """The fragment's `=y` symbols the final .config does not have as `=y`, and its `is not
-    set` symbols the final .config still has (a `select` can force one back on)."""
-    return [f"CONFIG_{sym}" for sym, value in requested.items()
-            if (value == "y" and final.get(sym) != "y")
-            or (value == "n" and final.get(sym, "n") != "n")]
+    set` symbols the final .config still has (a `select` can force one back on); of an
+    `either` group, only when no symbol of the group is met (then all of them are named)."""
+    def missed(sym: str) -> bool:
+        value = requested[sym]
+        return (value == "y" and final.get(sym) != "y") or (
+            value == "n" and final.get(sym, "n") != "n")
+
+    grouped = {sym: group for group in either or [] for sym in group}
+    return [f"CONFIG_{sym}" for sym in requested
+            if missed(sym) and all(missed(s) for s in grouped.get(sym, {sym}) if s in requested)]
 
 
 def for_suites(suites: list, tree: Path | None, commit: str | None, sandboxed: bool = True,
