@@ -38,11 +38,14 @@ def ccache_stats(cache: Path) -> str:
     return "; ".join(keep)
 
 
-def kpipe_run(series: str, cache: Path, reports: Path, tree_dir: Path, *extra: str) -> dict:
+def kpipe_run(series: str, cache: Path, reports: Path, tree_dir: Path, *extra: str,
+              boot: bool = False) -> dict:
+    """One `kpipe run` with its own cache and reports; its record, with the wall and CPU time
+    and the load before and after (`_wall`, `_cpu`, `_load`). Builds only unless `boot`."""
     env = dict(os.environ, KPIPE_CACHE=str(cache), KPIPE_REPORTS=str(reports))
     start, cpu0, load0 = time.monotonic(), _children_cpu(), os.getloadavg()[0]
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", series, "--tree",
-                           str(tree_dir), "--json", "--no-boot", *extra],
+                           str(tree_dir), "--json", "--boot" if boot else "--no-boot", *extra],
                           capture_output=True, text=True,
                           env=env, cwd=ROOT)
     wall = time.monotonic() - start
