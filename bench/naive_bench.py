@@ -58,7 +58,9 @@ def naive_step(tree_dir: Path, commit: str, config: Path, localversion: str, wor
     out = wt / "o"
     out.mkdir()
     shutil.copyfile(config, out / ".config")
+    # kbuild's stamps as kpipe sets them; ccache in its default mode, as a maintainer runs it
     env = dict(make.make_env(), CCACHE_DIR=str(cache / "ccache"))
+    env.pop("CCACHE_DEPEND", None)
     base = ["make", "-s", "-C", str(wt), f"O={out}"]
     subprocess.run([*base, "olddefconfig"], check=True, env=env, capture_output=True)
     proc = subprocess.run([*base, *make.make_args(localversion, os.cpu_count() or 2)],

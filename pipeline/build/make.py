@@ -40,6 +40,11 @@ def make_env(jail: Jail | None = None, build_dir: Path | None = None) -> dict[st
     env = dict(os.environ)
     env.update(ccache_env(jail, build_dir or Path(".")))
     env.update({
+        # Depend mode: on a miss ccache compiles once and hashes the headers gcc's -MMD lists
+        # (kbuild always asks for them), instead of running the preprocessor first to hash its
+        # output. 40 kernel units of the lean config, cold: 30.8 CPU s in ccache's default
+        # mode, 21.0 in depend mode, 20.8 with gcc alone; hits cost the same (0.4 s).
+        "CCACHE_DEPEND": "1",
         "CCACHE_NOHASHDIR": "true",
         "CCACHE_SLOPPINESS": "time_macros",
         "KBUILD_BUILD_USER": "kpipe",
