@@ -4,7 +4,7 @@ from pipeline.boot import ktap
 
 SAMPLE = """\
 KTAP version 1
-1..6
+1..7
 # checking uname
 ok 1 uname_localversion
 # open failed
@@ -17,12 +17,13 @@ ok 3 lio_configfs # SKIP configfs not built
 not ok 4 - with_subtest # TODO not done yet
 not ok 5 qemu_start # error: QMP connect failed
 ok 6 error_words # errors: none
+not ok 7 ring_read # Error reading the used ring: 2 of 4 entries
 """
 
 
 def test_statuses_messages_and_logs():
     p = ktap.parse(SAMPLE)
-    assert p.version == 1 and p.plan == 6 and p.complete and not p.errors
+    assert p.version == 1 and p.plan == 7 and p.complete and not p.errors
     assert [(c.number, c.name, c.status) for c in p.cases] == [
         (1, "uname_localversion", "pass"),
         (2, "vhost_scsi_open", "fail"),
@@ -30,6 +31,7 @@ def test_statuses_messages_and_logs():
         (4, "with_subtest", "pass"),
         (5, "qemu_start", "error"),
         (6, "error_words", "pass"),
+        (7, "ring_read", "fail"),
     ]
     assert p.cases[0].log == ["# checking uname"]
     assert p.cases[1].message == "open /dev/vhost-scsi: No such file or directory"
@@ -38,6 +40,8 @@ def test_statuses_messages_and_logs():
     assert p.cases[3].message == "TODO: not done yet"
     assert p.cases[4].message == "QMP connect failed"  # kselftest's `# error`: not the kernel's
     assert p.cases[5].message == "errors: none"
+    # a free-text reason that starts with "Error": kselftest's directive is lower case
+    assert p.cases[6].message == "Error reading the used ring: 2 of 4 entries"
     assert "    ok 1 sub" in p.cases[3].log  # nested subtests stay in the parent's log
 
 

@@ -1,11 +1,12 @@
 """The migration suite's faults, in one boot of the base kernel (tests/suites/migration-faults).
 
-The test-only suite runs the vhost-scsi-migration case's own code three times with one fault
+The test-only suite runs the vhost-scsi-migration case's own code four times with one fault
 each: a QEMU that never starts (a device model QEMU lacks), a migration that never completes
-(the bandwidth cap never raised; the completion wait cut to 10 s) and an L2 that panics (an
-/init that exits). Each must end the case as fail or error with its clear message and no QEMU
-left running; the suite's program checks that and reports one KTAP case per fault, and this
-test checks the record the host made of them, and that the step's guest left no QEMU behind.
+(the bandwidth cap never raised; the completion wait cut to 10 s), an L2 that panics (an /init
+that exits) and a case over its whole bound (cut to 15 s, during the L2's boot). Each must end
+the case as fail or error with its clear message and no QEMU left running; the suite's program
+checks that and reports one KTAP case per fault, and this test checks the record the host made
+of them, and that the step's guest left no QEMU behind.
 
 Reads the base kernel (fixture base_kernel) and the L2 kernel (built from the imported tree
 into the shared cache, as a run does); writes the boot's output under tmp_path.
@@ -22,13 +23,14 @@ from pipeline.boot import step as bootstep
 from pipeline.boot import suites as suitemod
 from pipeline.boot import vng as boot
 
-pytestmark = pytest.mark.e2e  # the base kernel, the L2 kernel, one boot with three L2 QEMUs
+pytestmark = pytest.mark.e2e  # the base kernel, the L2 kernel, one boot with four cases' L2 QEMUs
 
 SUITE = Path(__file__).parent / "suites" / "migration-faults"
 WANT = {
     "qemu-never-starts": ("QMP connect failed", "is not a valid device model name"),
     "migration-never-completes": ("no completion within 10 s",),
     "l2-panics": ("L2 panicked", "Attempted to kill init!"),
+    "case-over-its-bound": ("the case took over 15 s",),
 }
 
 

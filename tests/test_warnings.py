@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipeline.build import diagnostics as diag
 
 GOLDEN = Path(__file__).parent / "golden" / "build"
@@ -87,3 +89,19 @@ def test_real_build_log_golden() -> None:
     expected = json.loads((GOLDEN / "vhost-warning.expected.json").read_text())
     assert [d.as_dict() for d in diag.parse(log)] == expected["warnings"]
     assert sorted(diag.rebuilt_units(log)) == expected["rebuilt"]
+
+
+def test_a_saved_file_loads_back_and_a_cut_one_is_a_value_error(tmp_path: Path) -> None:
+    found = diag.parse("lib/a.c:3:5: warning: unused variable 'x' [-Wunused-variable]\n")
+    path = tmp_path / "o-default.warnings.json"
+    diag.save(path, found)
+    assert diag.load(path) == found
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    text = path.read_text()
+    path.write_text(text[: len(text) // 2])  # what a full disk or a kill mid-write leaves
+    with pytest.raises(ValueError):
+        diag.load(path)
+    path.write_text('[{"file": "lib/a.c"}]')  # JSON, but not a warnings file
+    with pytest.raises(ValueError, match="not a warnings file"):
+        diag.load(path)
+    assert diag.load(tmp_path / "none.json") == []

@@ -23,7 +23,10 @@ VERSION_RE = re.compile(r"^(?:KTAP|TAP) version (\d+)\s*$")
 PLAN_RE = re.compile(r"^1\.\.(\d+)\s*(?:#\s*(.*))?$")
 RESULT_RE = re.compile(r"^(ok|not ok)\s+(\d+)\s*(?:-\s*)?([^#]*?)\s*(?:#\s*(.*))?$")
 BAIL_RE = re.compile(r"^Bail out!\s*(.*)$")
-DIRECTIVE_RE = re.compile(r"^(SKIP|TODO|XFAIL|ERROR)\b\s*:?\s*(.*)$", re.IGNORECASE)
+DIRECTIVE_RE = re.compile(r"^(SKIP|TODO|XFAIL)\b\s*:?\s*(.*)$", re.IGNORECASE)
+# kselftest's ksft_test_result_error() prints "not ok N name # error reason", lower case: a
+# fail whose free-text reason starts with "Error ..." stays a fail
+ERROR_RE = re.compile(r"^error\b\s*:?\s*(.*)$")
 
 
 @dataclass
@@ -57,14 +60,14 @@ class Parsed:
 
 def _status(result: str, directive: str | None) -> tuple[str, str]:
     if directive:
+        if (e := ERROR_RE.match(directive)) and result == "not ok":
+            return "error", e.group(1).strip()
         m = DIRECTIVE_RE.match(directive)
         if m:
             kind = m.group(1).upper()
             reason = m.group(2).strip()
             if kind == "SKIP":
                 return "skip", reason
-            if kind == "ERROR":
-                return ("error", reason) if result == "not ok" else ("pass", directive.strip())
             return "pass", f"{kind}: {reason}".rstrip(": ")
     return ("pass" if result == "ok" else "fail"), (directive or "").strip()
 

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import atomic
+
 _DIAG = re.compile(r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?:(?P<col>\d+):)? "
                    r"(?P<kind>warning|error): (?P<msg>.*)$")
 _INCLUDED = re.compile(r"^(?:In file included|\s+) from (?P<file>[^:]+):\d+[:,]$")
@@ -90,16 +92,21 @@ def carry(previous: list[Diagnostic], log: str,
 
 
 def save(path: Path, found: list[Diagnostic]) -> None:
+    """Write the warnings atomically: a build killed meanwhile leaves the old file or none."""
     data = [{"file": d.file, "line": d.line, "message": d.message, "unit": d.unit} for d in found]
-    path.write_text(json.dumps(data, indent=0))
+    atomic.write_text(path, json.dumps(data, indent=0))
 
 
 def load(path: Path) -> list[Diagnostic]:
-    """The warnings `save` wrote; [] when there is no such file."""
+    """The warnings `save` wrote; [] when there is no such file; ValueError when the file is
+    not one `save` wrote (cut short by a full disk, or written by something else)."""
     if not path.exists():
         return []
-    return [Diagnostic(d["file"], d["line"], d["message"], d["unit"])
-            for d in json.loads(path.read_text())]
+    try:
+        return [Diagnostic(d["file"], int(d["line"]), d["message"], d["unit"])
+                for d in json.loads(path.read_text())]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a warnings file ({exc!r})") from exc
 
 
 def new_warnings(previous: list[Diagnostic], current: list[Diagnostic]) -> list[Diagnostic]:

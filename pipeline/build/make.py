@@ -87,7 +87,10 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
     jobs = jobs or os.cpu_count() or 2
     step_dir.mkdir(parents=True, exist_ok=True)
     held = _in_place_file(build_dir)
-    in_place = diagnostics.load(held) if held.exists() else previous
+    try:
+        in_place = diagnostics.load(held) if held.exists() else previous
+    except ValueError:  # unreadable: as if this O= had none
+        in_place = previous
     held.unlink(missing_ok=True)  # until this build ends
     log_path = step_dir / "build.log"
     cmd = ["make", "-C", str(worktree), f"O={build_dir}", *make_args(localversion, jobs)]

@@ -54,9 +54,16 @@ while read -r cue; do
         say DIRTYING
         ;;
     read)
-        echo 3 > /proc/sys/vm/drop_caches
-        dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>/dev/null
-        say READ-DONE
+        # a page cache not dropped, or reads cut short, would leave no page for the device to
+        # write during the migration: the base would pass unseen, so either is an error
+        if ! echo 3 > /proc/sys/vm/drop_caches; then
+            say "ERROR cannot drop the page cache (/proc/sys/vm/drop_caches)"; continue
+        fi
+        got=$(dd if="$DISK" of=/dev/null bs=4096 count="$BLOCKS" 2>&1)
+        case "$got" in
+        *"$((BLOCKS * 4096)) bytes"*) say READ-DONE ;;
+        *) say "ERROR the reads through the page cache came short: $(echo $got)" ;;
+        esac
         ;;
     check)
         # Both copies to files, then cmp: equal copies (the fixed kernel) need no more. Else

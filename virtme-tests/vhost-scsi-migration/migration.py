@@ -77,6 +77,9 @@ class Timeouts:
     reads: float = 300.0
     completion: float = 300.0
     check: float = 600.0
+    # the whole case, every wait above included: below suite.toml's program timeout, so the
+    # case ends itself (QEMUs stopped, LIO removed) before the runner kills it
+    case: float = 1500.0
 
 
 @dataclass
@@ -94,17 +97,21 @@ class Result:
 
 async def run(workdir: Path, l2_kernel: str, faults: Faults | None = None,
               timeouts: Timeouts | None = None) -> Result:
-    """The whole case: set up, migrate, check, tear down. Never raises for a VM's fault."""
+    """The whole case: set up, migrate, check, tear down, within `timeouts.case` seconds.
+    Never raises: whatever goes wrong ends the case as an error with the reason."""
     faults, timeouts = faults or Faults(), timeouts or Timeouts()
     res = Result()
     disk = diskmod.MigrationDisk(workdir)
     res.blocks = disk.blocks
     vms: list[Vm] = []
     try:
-        await _sequence(res, workdir, l2_kernel, disk, vms, faults, timeouts)
+        async with asyncio.timeout(timeouts.case):
+            await _sequence(res, workdir, l2_kernel, disk, vms, faults, timeouts)
     except VmError as exc:
         res.status, res.message = "error", str(exc)
-    except OSError as exc:  # configfs, the work directory
+    except TimeoutError:  # the whole case's bound (an OSError: before the next clause)
+        res.status, res.message = "error", f"the case took over {timeouts.case:.0f} s"
+    except Exception as exc:  # noqa: BLE001 - configfs (OSError, LioError), a bug: reported
         res.status, res.message = "error", f"{type(exc).__name__}: {exc}"
     finally:
         for vm in vms:
@@ -180,7 +187,10 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
     try:
         await src.wait_line(r"KPIPE-L2 READ-DONE", timeouts.reads, "L2's reads done", mark)
     except VmError as exc:
-        info = await src.execute("query-migrate")
+        try:
+            info = await src.execute("query-migrate")
+        except VmError:  # QEMU gone: the first error says why
+            raise exc from None
         raise VmError(f"{exc} (migration {info.get('status')}, dirty-sync-count "
                       f"{sync_count(info)})") from exc
     info = await _still_active(src, res, "L2 dropped its page cache and read every block "
@@ -204,7 +214,11 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
         raise VmError(f"dirty-sync-count {at_cue} at the cue, {at_end} at completion: the "
                       f"first pass was not over, or no sync followed the reads")
 
-    status = await dst.execute("query-status")
+    try:
+        status = await dst.execute("query-status")
+    except VmError as exc:  # as below: the guest did not survive its migration
+        res.status, res.message = "fail", f"the destination did not survive the migration: {exc}"
+        return
     res.note(f"destination: {status}")
     mark = len(dst.lines)
     t_phase = time.monotonic()
@@ -219,7 +233,7 @@ async def _sequence(res: Result, workdir: Path, l2_kernel: str, disk: diskmod.Mi
                    if line.startswith("KPIPE-L2 STALE "))
         try:
             status = await dst.execute("query-status")
-        except Exception as qmp_exc:  # noqa: BLE001 - QEMU may be gone
+        except VmError as qmp_exc:  # QEMU may be gone
             status = f"not answering QMP ({qmp_exc})"
         res.status = "fail"
         res.message = (f"the destination L2 did not survive the migration: {exc} ({seen} "

@@ -68,8 +68,13 @@ def run_case(k: KtapWriter, name: str, **kw: object) -> str:
     workdir = Path(tempfile.mkdtemp(prefix=f"kpipe-{name}-", dir="/tmp"))
     try:
         res = migration.main_async(workdir, os.environ["KPIPE_L2_KERNEL"], **kw)
-        keep_consoles(workdir, name)
+    except Exception as exc:  # noqa: BLE001 - run() reports its own faults; this is a bug
+        res = migration.Result(message=f"{type(exc).__name__}: {exc}")
     finally:
+        try:
+            keep_consoles(workdir, name)
+        except OSError as exc:  # the consoles are evidence, not the result
+            k.diag(f"the L2 consoles were not kept: {exc}")
         shutil.rmtree(workdir, ignore_errors=True)
     for line in res.log:
         k.diag(line)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from qemu.qmp import QMPClient
+from qemu.qmp import QMPClient, QMPError
 
 QEMU = "qemu-system-x86_64"
 PANIC_RE = re.compile(r"Kernel panic - not syncing: .*")
@@ -29,6 +29,18 @@ L2_MEMORY_MB = 32
 # little console output (every byte is emulated twice).
 CMDLINE = ("console=ttyS0 quiet loglevel=3 lpj=1000000 no_timer_check tsc=reliable "
            "scsi_mod.scan=manual rdinit=/init")
+
+
+# seconds a QMP command may take: query-migrate answers in milliseconds even under TCG
+QMP_TIMEOUT = 60.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In QEMU's child before exec: SIGKILL when the process that started it dies."""
+    import ctypes  # only here: the child runs this between fork and exec
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class VmError(RuntimeError):
@@ -67,9 +79,13 @@ class Vm:
         self.qmp_path.unlink(missing_ok=True)
         self.started = time.monotonic()
         with open(self.stderr_path, "wb") as err:
+            # its own process group (stop() kills QEMU's children too), and killed by the
+            # kernel if this program dies first (the runner SIGKILLs a program past its
+            # timeout: no finally of ours runs then)
             self.proc = await asyncio.create_subprocess_exec(
                 QEMU, *self.args, stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE, stderr=err, start_new_session=True)
+                stdout=asyncio.subprocess.PIPE, stderr=err, start_new_session=True,
+                preexec_fn=_die_with_parent)
         self._reader = asyncio.create_task(self._read_console())
         deadline = time.monotonic() + connect_timeout
         last = ""
@@ -143,8 +159,18 @@ class Vm:
                 pass
 
     # --- QMP ----------------------------------------------------------------------------
-    async def execute(self, cmd: str, args: dict | None = None) -> object:
-        return await self.qmp.execute(cmd, args)
+    async def execute(self, cmd: str, args: dict | None = None,
+                      timeout: float = QMP_TIMEOUT) -> object:
+        """One QMP command's answer; VmError when QEMU refuses it, does not answer in
+        `timeout` seconds (a main loop stuck in a vhost ioctl) or is gone."""
+        try:
+            return await asyncio.wait_for(self.qmp.execute(cmd, args), timeout)
+        except TimeoutError as exc:
+            raise VmError(f"{self.name} QEMU did not answer {cmd} within {timeout:.0f} s") \
+                from exc
+        except (QMPError, OSError, EOFError) as exc:  # ExecuteError: QEMU refused it
+            raise VmError(f"{self.name} QEMU: {cmd} failed: {type(exc).__name__}: {exc}") \
+                from exc
 
     async def wait_migration(self, until: Callable[[dict], bool], timeout: float,
                              what: str, poll: float = 0.5) -> dict:
@@ -154,11 +180,12 @@ class Vm:
         while True:
             info = await self.execute("query-migrate")
             assert isinstance(info, dict)
-            if until(info):
-                return info
+            # before `until`: a wait for "no longer active" must still say why it failed
             if info.get("status") in ("failed", "cancelled"):
                 raise VmError(f"migration {info.get('status')}: "
                               f"{info.get('error-desc', 'no error-desc')}")
+            if until(info):
+                return info
             for line in self.lines:
                 if m := PANIC_RE.search(line):
                     raise VmError(f"L2 panicked ({self.name}): {m.group(0).strip()}")

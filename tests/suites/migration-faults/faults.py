@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""migration-faults: the vhost-scsi-migration case run three times, each with one fault.
+"""migration-faults: the vhost-scsi-migration case run four times, each with one fault.
 
 Every part is the real one (LIO, /dev/vhost-scsi, QEMU, QMP, the L2 kernel); a fault is put in
-only where no real part fails on demand: a device model QEMU does not have (QEMU never
-starts), a bandwidth cap never raised (the migration never completes; the completion wait
-is cut to 10 s) and an /init that exits (L2 panics). Each case here passes when the migration
-case ended as fail or error with the expected message and no QEMU left running; the case's
-own message is printed as a diagnostic line, so the host's record shows it.
+only where no real part fails on demand: a device model QEMU does not have (QEMU never starts),
+a bandwidth cap never raised (the migration never completes; the completion wait is cut to 10
+s), an /init that exits (L2 panics) and the whole case's bound cut to 15 s. Each case here
+passes when the migration case ended as fail or error with the expected message and no QEMU
+left running; the case's own message is printed as a diagnostic line, so the host's record
+shows it.
 
 Reads what the migration suite reads; finds that suite beside tests/ in the checkout
 (virtme-tests/vhost-scsi-migration, or $KPIPE_MIGRATION_SUITE). Writes KTAP on stdout.
@@ -36,6 +37,9 @@ CASES = [
     ("l2-panics", {"init_text": "#!/bin/busybox sh\nexit 0\n"}, {},
      r"^error: L2 panicked \(source\): Kernel panic - not syncing: Attempted to kill init!"
      r".*; no QEMU left running$"),
+    # the whole case's bound, cut to 15 s: it ends during the L2's boot (about 30 s)
+    ("case-over-its-bound", {}, {"case": 15.0},
+     r"^error: the case took over 15 s; no QEMU left running$"),
 ]
 
 
