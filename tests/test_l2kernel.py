@@ -108,6 +108,23 @@ def _suite(root: Path, l2: str) -> suitemod.Suite:
     return suitemod.load_suite("mig", root)
 
 
+def test_suites_of_one_boot_share_one_l2_kernel(configs: Path, tmp_path: Path) -> None:
+    """$KPIPE_L2_KERNEL is one path: a second suite asking for another fragment is not run
+    (an error saying why), rather than booting the first one's kernel unseen."""
+    (configs / "kconfig" / "l2-b.config").write_text("CONFIG_PRINTK=y\n")
+    image = (paths.cache_dir() / "l2-kernels" / l2kernel.cache_key(COMMIT, "l2-tiny")
+             / l2kernel.IMAGE)
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"kernel")
+    first, same = _suite(tmp_path / "a", "l2-tiny"), _suite(tmp_path / "b", "l2-tiny")
+    other = _suite(tmp_path / "c", "l2-b")
+    other.name = "other"
+    env, unavailable = l2kernel.for_suites([first, other, same], Path("/nonexistent"), COMMIT)
+    assert env == {"KPIPE_L2_KERNEL": str(image)}
+    assert unavailable == {"other": "its L2 kernel (l2-b) is not the one an earlier suite of "
+                                    "this boot uses (l2-tiny)"}
+
+
 def test_suite_toml_reads_l2_kernel(tmp_path: Path) -> None:
     assert _suite(tmp_path / "a", "l2-tiny").l2_kernel == "l2-tiny"
     with pytest.raises(suitemod.SuiteError, match="l2_kernel must name a fragment"):

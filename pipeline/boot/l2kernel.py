@@ -68,7 +68,7 @@ def ensure(tree: Path, commit: str, fragment: str, sandboxed: bool = True,
     """The L2 vmlinux for `commit` of `tree` with `fragment`: from the cache, else built now
     (one build at a time per key; a second caller waits and takes the first one's)."""
     key = cache_key(commit, fragment)
-    with locked(f"l2-kernel-{key[:24]}"):
+    with locked(f"l2-kernel-{key}"):
         image = root() / key / IMAGE
         if image.is_file():
             return image
@@ -79,10 +79,12 @@ def ensure(tree: Path, commit: str, fragment: str, sandboxed: bool = True,
 
 def _build(tree: Path, commit: str, fragment: str, key: str, sandboxed: bool) -> Path:
     work = root() / f".build-{key}"
+    staged = root() / f".staged-{key}"
     shutil.rmtree(work, ignore_errors=True)
     failed_log = root() / f"{key}.failed.log"
-    src = worktree.add_at(tree, commit, work / "src")
+    src: Path | None = None
     try:
+        src = worktree.add_at(tree, commit, work / "src")
         out = src / "o-l2"  # a direct child: relative srctree, so ccache hits across places
         jail = sandbox.for_build(src, out, trusted=True) if sandboxed else None
         spec = kconfig.ConfigSpec("l2", BASE_TARGET, [], [str(fragment_path(fragment))])
@@ -107,7 +109,6 @@ def _build(tree: Path, commit: str, fragment: str, key: str, sandboxed: bool) ->
             raise L2BuildError(f"L2 kernel build failed: {first.get('message', first)} "
                                f"(log: {failed_log})")
         final = root() / key
-        staged = root() / f".staged-{key}"
         shutil.rmtree(staged, ignore_errors=True)
         staged.mkdir()
         shutil.copyfile(out / IMAGE, staged / IMAGE)
@@ -117,8 +118,10 @@ def _build(tree: Path, commit: str, fragment: str, key: str, sandboxed: bool) ->
         failed_log.unlink(missing_ok=True)
         return final / IMAGE
     finally:
-        worktree.remove(tree, src)
+        if src is not None:
+            worktree.remove(tree, src)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)  # gone once moved; left by a failed copy
 
 
 EITHER = re.compile(r"^#\s*kpipe-either:\s*(.+)$", re.M)
@@ -152,9 +155,15 @@ def for_suites(suites: list, tree: Path | None, commit: str | None, sandboxed: b
     kernel ($KPIPE_L2_KERNEL) and {suite name: why} for those whose kernel cannot be had."""
     env: dict[str, str] = {}
     unavailable: dict[str, str] = {}
+    fragment = None  # one $KPIPE_L2_KERNEL per boot: the first suite's fragment decides
     for suite in suites:
         if not suite.l2_kernel:
             continue
+        if fragment not in (None, suite.l2_kernel):
+            unavailable[suite.name] = (f"its L2 kernel ({suite.l2_kernel}) is not the one an "
+                                       f"earlier suite of this boot uses ({fragment})")
+            continue
+        fragment = suite.l2_kernel
         if tree is None or commit is None:
             unavailable[suite.name] = "no base commit to build the L2 kernel from"
             continue
