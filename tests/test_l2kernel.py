@@ -146,9 +146,13 @@ def test_a_suite_whose_l2_kernel_cannot_be_had_is_an_error_not_run(configs: Path
                                       {"mig": "L2 kernel unavailable: it broke"})
     assert [(t["case"], t["status"], t["message"]) for t in tests] == [
         ("t.py", "error", "L2 kernel unavailable: it broke")]
-    # and the guest's plan does not name the suite
-    plan = bootstep._plan([], "-x", 1, env)
-    assert plan["suites"] == [] and plan["env"]["KPIPE_PYTHON_DEPS"] == bootstep.PYTHON_DEPS
+    # and the guest's plan names the suites that can run, not this one
+    fine = _suite(tmp_path / "f", "l2-tiny")
+    fine.name = "fine"
+    run = bootstep.to_run([suite, fine], {"mig": [], "fine": []}, {"mig": "broke"})
+    plan = bootstep._plan(run, "-x", 1, env)
+    assert [s["name"] for s in plan["suites"]] == ["fine"]
+    assert plan["env"]["KPIPE_PYTHON_DEPS"] == bootstep.PYTHON_DEPS
 
 
 @pytest.mark.e2e  # a worktree of the imported tree and `make tinyconfig` in the sandbox

@@ -61,6 +61,13 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
+def to_run(loaded: list[suitemod.Suite], skipped: dict[str, list[str]],
+           unavailable: dict[str, str]) -> list[suitemod.Suite]:
+    """The suites the guest runs: not those the config cannot run (`skipped`: suite name ->
+    unmet requirements) nor those without what the host provides (`unavailable`)."""
+    return [s for s in loaded if not skipped.get(s.name) and s.name not in unavailable]
+
+
 def _plan(run: list[suitemod.Suite], localversion: str, attempt: int,
           env: dict[str, str] | None = None) -> dict:
     return {
@@ -136,7 +143,7 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         return _error_record(f"{bzimage} not found")
     skipped = {s.name: suitemod.missing_requirements(s, kcfg) for s in loaded}
     unavailable = unavailable or {}
-    run = [s for s in loaded if not skipped[s.name] and s.name not in unavailable]
+    run = to_run(loaded, skipped, unavailable)
     plan = _plan(run, localversion, attempt, env)
     run_timeout = sum(p.timeout for s in run for p in s.programs) + settings.run_margin
     precompile([RUNNER.parent, *(s.directory for s in run)])
