@@ -220,3 +220,19 @@ def test_a_flaky_case_shows_in_the_cell_mail_and_summary_and_fails_nothing() -> 
     assert 'data-status="flaky"' in page
     for text in (markdown.render_markdown(rec), mail.render_mail(rec)):
         assert "flaky" in text
+
+
+def test_the_mail_puts_the_next_step_on_a_line_of_its_own() -> None:
+    """A posted base-commit the tree lacks: the mail says what to run next, below the base."""
+    rec = load("default-series")
+    rec["series"]["base_commit"] = "b8de4257265c" + "0" * 28
+    rec["base"]["rule"] = "blob-guess"
+    lines = mail.render_mail(rec).splitlines()
+    base = next(i for i, line in enumerate(lines) if line.startswith("base:"))
+    assert lines[base].endswith("(rule: blob-guess)"), lines[base]
+    assert lines[base + 1].startswith("next:      the posted base-commit b8de4257265c is not")
+    rec["base"]["rule"] = "trailer"  # no next step: the series' link follows the base
+    lines = mail.render_mail(rec).splitlines()
+    base = next(i for i, line in enumerate(lines) if line.startswith("base:"))
+    assert lines[base + 1].startswith("link:") and not any(line.startswith("next:")
+                                                           for line in lines)
