@@ -31,8 +31,8 @@ FAKE_VNG = textwrap.dedent("""\
         open(state, "w").write(str(n))
     if mode == "flaky":
         mode = "early-oops" if n == 1 else "ok"
-    if mode == "kvm-fault":  # what a nested KVM does to a real kernel here: QEMU stops, paused
-        mode = "ok" if "--disable-kvm" in sys.argv else "kvm-fault"
+    if mode in ("kvm-fault", "kvm-slow"):  # what a nested KVM does to a real kernel here
+        mode = "ok" if "--disable-kvm" in sys.argv else mode
     # the stand-in for QEMU: a child in vng's process group
     qemu = subprocess.Popen(["sleep", "300"])
     open(os.environ["FAKE_VNG_PIDS"], "a").write(f"{{qemu.pid}}\\n")
@@ -46,6 +46,11 @@ FAKE_VNG = textwrap.dedent("""\
         say("KVM internal error. Suberror: 1")
         say("emulation failure")
         time.sleep(300)
+    if mode == "kvm-slow":  # its clock at a twentieth of real time, as this host's nested KVM
+        start = time.monotonic()
+        while True:
+            time.sleep(0.2)
+            say(f"[{{(time.monotonic() - start) / 20:13.6f}}] ACPI: slowly")
     if mode == "early-oops":
         say("[    0.600000] Oops: int3: 0000 [#1] PREEMPT SMP")
         say("[    0.600001] RIP: 0010:enqueue_timer+0x10/0x40")
@@ -171,6 +176,32 @@ def test_kvm_fault_ends_the_attempt_and_the_retry_runs_under_tcg(tmp_path, fake_
     assert out.accel == "tcg" and "KVM internal error" in out.accel_reason
     assert accel.probe()["accel"] == "tcg", "later boots must not try KVM again"
     _assert_no_leftovers(fake_vng)
+
+
+def test_kvm_far_slower_than_real_time_is_a_kvm_fault(tmp_path, fake_vng, monkeypatch):
+
+    monkeypatch.setenv("KPIPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(boot, "KVM_SLOW_AFTER", 1.0)
+    settings = fake_vng("kvm-slow", retry_early_failures=False)
+    settings.accel = "kvm"  # as set in the run's settings: the probe's cache is not touched
+    start = time.monotonic()
+    out = _run(tmp_path, settings)
+    assert time.monotonic() - start < 30, "a guest at a twentieth of real speed was waited for"
+    assert [a.reason for a in out.attempts] == ["kvm-fault", "ok"]
+    assert "% of real time" in out.accel_reason and out.accel == "tcg"
+    assert not (tmp_path / "cache" / "accel.json").exists()
+    _assert_no_leftovers(fake_vng)
+
+
+@pytest.mark.parametrize(("line", "wall", "slow"), [
+    ("[    0.612000] ACPI: FACP", 11.0, True),  # this host's nested KVM: 5.9 s after 94 s
+    ("[    2.100000] Run /init as init process", 2.8, False),  # a working KVM, early
+    ("[   12.300000] virtme-ng-init: mounting", 13.1, False),  # a working KVM, late
+    ("[    0.400000] ACPI: FACP", 5.0, False),  # too early to tell
+    ("kpipe: case 1", 60.0, False),  # not a kernel line
+])
+def test_slow_kvm_rule(line: str, wall: float, slow: bool) -> None:
+    assert bool(boot._slow_kvm(line, wall)) is slow
 
 
 def test_silent_guest_twice_is_an_infrastructure_error(tmp_path, fake_vng):

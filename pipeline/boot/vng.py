@@ -15,7 +15,10 @@ Nothing else is retried, except a host fault: when QEMU reports that KVM itself 
 guest ("KVM internal error", "emulation failure": a nested KVM that passed the accelerator
 probe but cannot run a real kernel), the attempt is ended at once (QEMU stays paused otherwise),
 the next attempt runs under TCG, and the probe's cache is told so that later boots go straight
-to TCG.
+to TCG. The same nested KVM first runs the kernel at a few percent of real time (its printk
+clock at 5.9 s after 94 s, then "emulation failure"): a kernel line that arrives under KVM
+KVM_SLOW_AFTER seconds or more after the start, stamped at less than KVM_SLOW_RATIO of the time
+it arrived, is the same host fault, found 80 s sooner.
 
 A boot run in a thread (the walk's boot worker, pipeline/run/booter.py) is given a `stop` event:
 once it is set the attempt under way is ended as a timeout is (the group killed) and boot()
@@ -53,6 +56,13 @@ KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]")
 EARLY_FAULT_RE = re.compile(r"(Oops:|BUG:|Kernel panic - not syncing|general protection fault)")
 # QEMU's own messages (not the guest kernel's) when KVM cannot go on running the guest
 KVM_FAULT_RE = re.compile(r"^(KVM internal error|emulation failure|.*failed to set MSR)")
+KERNEL_STAMP_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
+# A kernel under a working KVM stamps its lines within a second of the wall time since QEMU
+# started (vng and QEMU's start come before the kernel's clock does); under TCG here a boot
+# reaches the runner in about 5 s. A line stamped at a quarter of its wall time or less, 10 s
+# in, is a guest running at a quarter of real speed or less: not a KVM worth waiting for.
+KVM_SLOW_AFTER = 10.0
+KVM_SLOW_RATIO = 0.25
 TERM_GRACE = 3.0
 OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")  # vng's overlays
 SPARE_MOUNTS = ("/media", "/boot")
@@ -117,7 +127,7 @@ class Attempt:
     console_bytes: int = 0
     kernel_lines: int = 0
     leftover: bool = False  # the process group was still alive after the kill (never expected)
-    kvm_fault: str = ""  # QEMU's line saying KVM stopped the guest, if it printed one
+    kvm_fault: str = ""  # QEMU's line saying KVM stopped the guest, or why KVM was too slow
     script_on_console: bool = False  # no udev: the script ran on the console (CONSOLE_SCRIPT)
     stopped: bool = False  # killed because the caller's stop event was set
     reason: str = ""  # "ok" or why it failed
@@ -249,8 +259,18 @@ def kill_group(pgid: int, leader: subprocess.Popen | None = None) -> bool:
     return not group_alive(pgid)
 
 
+def _slow_kvm(text: str, wall: float) -> str:
+    """QEMU's fault line for a kernel line stamped far behind the wall time it arrived at
+    (`wall`: seconds since the attempt started), or ''."""
+    m = KERNEL_STAMP_RE.match(text)
+    if m is None or wall < KVM_SLOW_AFTER or float(m.group(1)) >= KVM_SLOW_RATIO * wall:
+        return ""
+    return (f"KVM ran the guest at {100 * float(m.group(1)) / wall:.0f}% of real time "
+            f"(its clock at {float(m.group(1)):.1f} s after {wall:.0f} s)")
+
+
 def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
-          started: threading.Event) -> None:
+          started: threading.Event, kvm: bool) -> None:
     assert proc.stdout is not None
     with open(log, "wb") as fh:
         for raw in iter(proc.stdout.readline, b""):
@@ -260,6 +280,8 @@ def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
             text = raw.decode(errors="replace")
             if KERNEL_LINE_RE.match(text):
                 attempt.kernel_lines += 1
+                if kvm and not attempt.kvm_fault and attempt.runner_started is None:
+                    attempt.kvm_fault = _slow_kvm(text, time.monotonic() - t0)
             elif not attempt.kvm_fault and KVM_FAULT_RE.match(text):
                 attempt.kvm_fault = text.strip()
             if CONSOLE_SCRIPT in text:  # virtme-ng-init's line, printed through the kernel log
@@ -274,9 +296,10 @@ def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
 
 
 def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: float,
-           stop: threading.Event | None = None) -> Attempt:
+           stop: threading.Event | None = None, kvm: bool = False) -> Attempt:
     """Run one vng command in its own process group; return when it exits or is killed (at a
-    timeout, or once `stop` is set)."""
+    timeout, once `stop` is set, or, with `kvm`, once KVM is seen stopping the guest or
+    running it far slower than real time)."""
     attempt = Attempt(console=console)
     t0 = time.monotonic()
     try:
@@ -286,7 +309,8 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
     except OSError as exc:
         raise BootError(f"cannot start {cmd[0]}: {exc}") from exc
     started = threading.Event()
-    pump = threading.Thread(target=_pump, args=(proc, console, attempt, t0, started), daemon=True)
+    pump = threading.Thread(target=_pump, args=(proc, console, attempt, t0, started, kvm),
+                            daemon=True)
     pump.start()
     try:
         while proc.poll() is None:
@@ -360,7 +384,7 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
         cmd = vng_command(bzimage, rwdir, exec_cmd(guest_path(rwdir)), settings, outcome.accel)
         (workdir / f"command-{n}.txt").write_text(" ".join(_quote(c) for c in cmd) + "\n")
         attempt = launch(cmd, workdir / f"console-{n}.log", settings.boot_timeout, run_timeout,
-                         stop)
+                         stop, kvm=outcome.accel == "kvm")
         if attempt.stopped:
             raise Interrupted(f"boot of {bzimage} stopped in attempt {n}")
         outcome.attempts.append(attempt)
@@ -374,7 +398,7 @@ def boot(bzimage: Path, exec_cmd: Callable[[Path], str], workdir: Path, run_time
 
 
 def _fall_back_to_tcg(outcome: BootOutcome, attempt: Attempt, settings: BootSettings) -> None:
-    why = f"KVM stopped the guest ({attempt.kvm_fault}); retried under TCG"
+    why = f"KVM could not run the guest ({attempt.kvm_fault}); retried under TCG"
     outcome.accel, outcome.cpu_model, outcome.accel_reason = "tcg", accel_mod.TCG_CPU_MODEL, why
     if settings.accel == "auto":
         accel_mod.mark_kvm_unusable(f"a kernel boot under KVM failed: {attempt.kvm_fault}")
