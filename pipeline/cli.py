@@ -87,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="boot each step before building the next (default: step k boots while "
                         "step k+1 builds; for debugging)")
+    r.add_argument("--boots", type=int, metavar="N",
+                   help="guests booted at once while no build runs (default: one per host "
+                        "core, at most 2; one while a step builds)")
     r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
     r.add_argument("--run-dir", type=Path, help="write the run here (new or empty) instead of "
                                                 "reports/runs/<run-id>")
@@ -215,8 +218,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         return _bad_input(problem)
     if args.confirm < 0:
         return _bad_input("--confirm N: N is 0 or more")
+    if args.boots is not None and args.boots < 1:
+        return _bad_input("--boots N: N is 1 or more")
     common = {"tree": args.tree, "no_cache": args.no_cache, "jobs": args.jobs,
               "confirm": args.confirm, "sandbox": args.sandbox, "overlap": args.overlap,
+              "boots": args.boots,
               "boot_unchanged": args.boot_unchanged,
               "argv": ["kpipe", *argv], "run_dir": args.run_dir}
     if args.plan is not None:

@@ -35,6 +35,7 @@ class RunOptions:
     sandbox: bool = True  # configure and build inside bubblewrap (pipeline/build/sandbox.py)
     boot_unchanged: bool = False  # boot a step whose objects equal the previous step's too
     overlap: bool = True  # boot step k while step k+1 builds (pipeline/run/booter.py)
+    boots: int | None = None  # guests at once while nothing builds; None: booter.default_boots
 
     @classmethod
     def from_plan(cls, plan: dict, shard: int | None = None, **kw) -> RunOptions:

@@ -7,10 +7,13 @@ Ctrl-C are tested end to end on a real kernel (tests/test_e2e_run.py)."""
 from __future__ import annotations
 
 import errno
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from pipeline.boot import vng
 from pipeline.options import RunOptions
 from pipeline.progress import Progress
 from pipeline.record import store as record
@@ -45,4 +48,87 @@ def test_a_boot_that_fails_in_the_worker_ends_the_run_in_the_main_thread(
     assert step["boot"]["status"] == "not-run" and step["boot"]["interrupted"] is True
     assert "No space left on device" in step["boot"]["detail"]
     assert "booting" not in rec  # it ended in an error, not cut short
+    record.validate(rec)
+
+
+def _two_built_steps(run_dir: Path) -> tuple[dict, list[dict]]:
+    rec, first = _record_with_one_built_step(run_dir)
+    second = step_ops.new_step(1, "default", {"commit": "1" * 40, "apply": {
+        "status": "applied", "detail": ""}}, "steps/default/1", "-kpipe-s1")
+    second["build"] = {"status": "pass", "config": "default"}
+    rec["steps"].append(second)
+    return rec, [first, second]
+
+
+def _result(job: boot_steps.BootJob) -> dict:
+    return {"boot": {"status": "pass", "detail": f"booted step {job.who['index']}"},
+            "tests": [], "splats": []}
+
+
+def test_two_guests_at_once_apply_in_step_order_and_one_beside_a_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order in which two real guests end cannot be chosen, so the boot is a stand-in
+    that ends when the test says: step 1 ends first, and its result waits for step 0's."""
+    started = {0: threading.Event(), 1: threading.Event()}
+    finish = {0: threading.Event(), 1: threading.Event()}
+
+    def boot(job, run_dir, progress, stop=None):  # noqa: ANN001, ANN202 - the stand-in
+        k = job.who["index"]
+        started[k].set()
+        assert finish[k].wait(30), f"step {k} was never let finish"
+        return _result(job)
+
+    monkeypatch.setattr(boot_steps, "run_job", boot)
+    rec, (first, second) = _two_built_steps(tmp_path)
+    opts = RunOptions(series="", boot=True, suites=["smoke"], boots=2)
+    with Booter(opts, rec, tmp_path, Progress(quiet=True)) as booter:
+        with booter.building():
+            booter.submit(first)
+            booter.submit(second)
+            assert started[0].wait(10)
+            time.sleep(0.3)
+            assert not started[1].is_set(), "a second guest started beside a build"
+        booter.collect()  # the build is over: a second guest may start
+        assert started[1].wait(10), "the second guest did not start once the build ended"
+        finish[1].set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and booter._running > 1:
+            booter.collect()
+            time.sleep(0.05)
+        booter.collect()
+        assert second["boot"]["status"] == "not-run", "step 1 applied before step 0"
+        assert rec["booting"]["step"] == 0
+        finish[0].set()
+    assert [s["boot"]["detail"] for s in (first, second)] == ["booted step 0", "booted step 1"]
+    assert "booting" not in rec
+    record.validate(rec)
+
+
+def test_ctrl_c_with_two_guests_keeps_the_one_that_ended(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step 1's guest ends, step 0's is cut short by the Ctrl-C: step 1 keeps its result, step
+    0 is interrupted and named as the boot cut short."""
+    started, one_done = threading.Event(), threading.Event()
+
+    def boot(job, run_dir, progress, stop=None):  # noqa: ANN001, ANN202 - the stand-in
+        if job.who["index"] == 1:
+            one_done.set()
+            return _result(job)
+        started.set()
+        assert stop is not None and stop.wait(30), "the guest was not told to stop"
+        raise vng.Interrupted("stopped")
+
+    monkeypatch.setattr(boot_steps, "run_job", boot)
+    rec, (first, second) = _two_built_steps(tmp_path)
+    opts = RunOptions(series="", boot=True, suites=["smoke"], boots=2)
+    with pytest.raises(KeyboardInterrupt), \
+            Booter(opts, rec, tmp_path, Progress(quiet=True)) as booter:
+        booter.submit(first)
+        booter.submit(second)
+        assert started.wait(10) and one_done.wait(10)
+        raise KeyboardInterrupt
+    assert second["boot"]["detail"] == "booted step 1"
+    assert first["boot"]["status"] == "not-run" and first["boot"]["interrupted"] is True
+    assert first["boot"]["detail"] == boot_steps.KILLED
+    assert rec["booting"]["step"] == 0
     record.validate(rec)

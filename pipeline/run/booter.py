@@ -1,11 +1,11 @@
-"""The boot worker of a run: each built step is booted in one thread, in step order, while the
-main thread goes on building the next steps (a TCG guest has one vCPU; the build takes both
-cores when it has them alone).
+"""The boot workers of a run: each built step is booted in a worker thread, started in step
+order, while the main thread goes on building the next steps (a TCG guest has one vCPU; the
+build takes both cores when it has them alone).
 
 Reads what pipeline/run/boot_steps.py's run_job reads (the step's directory, the suites);
 writes the record, but only ever from the main thread, and says in the record which boot is
-under way (`booting`: the first step handed to the worker whose result is not in the record
-yet, the one the worker boots or is about to; `current` stays the main thread's stage).
+under way (`booting`: the first step handed to the workers whose result is not in the record
+yet, the one a worker boots or is about to; `current` stays the main thread's stage).
 Turned off (`--no-overlap`), submit boots the step at once in the main thread, as the walk
 did before.
 
@@ -23,21 +23,28 @@ them would have to take the lock, and one that did not would let the worker's js
 dict changing under it; handing results back keeps every change to the record in one thread,
 with no lock around any of them.
 
-At most one boot at a time: the host has two cores and a TCG guest takes one. Leaving on an
-exception (Ctrl-C and SIGTERM reach the main thread only, as KeyboardInterrupt; or an error):
-the worker's guest is killed (vng's `stop` event: its process group goes), the boots that had
-finished are applied, and the boot cut short and those not started keep the status `not-run`
-with `interrupted: true` and a detail (a later run boots them again: pipeline/record/keys.py);
-`booting` is left naming the one cut short, so that the run's error says so.
+Guests at once: one while the main thread builds (`building`: make takes both cores and a TCG
+guest one), up to `boots` (default_boots) while it does not, as after the last build, when the
+boots left would otherwise queue behind one guest while a core stays idle. Each boot runs in a
+worker thread of its own; results are applied in step order whatever order they end in, so the
+record reads as if the boots had run one after the other. Leaving on an exception (Ctrl-C and
+SIGTERM reach the main thread only, as KeyboardInterrupt; or an error): every guest under way
+is killed (vng's `stop` event: its process group goes), the boots that had finished are
+applied, and the boots cut short and those not started keep the status `not-run` with
+`interrupted: true` and a detail (a later run boots them again: pipeline/record/keys.py);
+`booting` is left naming the one cut short (the first in step order, if more), so that the
+run's error says so.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.boot import vng
@@ -49,19 +56,32 @@ from pipeline.run.boot_steps import BootJob
 
 NOT_STARTED = "interrupted before it booted"
 Outcome = dict | BaseException | None  # a result, what the boot raised, or None: not started
+MAX_BOOTS = 2  # guests at once by default, whatever the cores: each takes its memory too
+
+
+def default_boots() -> int:
+    """Guests at once while nothing builds: one per host core (a guest has one vCPU), at most
+    MAX_BOOTS."""
+    return max(1, min(MAX_BOOTS, os.cpu_count() or 1))
 
 
 class Booter:
-    """Boots steps in order in one worker thread; every record write stays in the caller's."""
+    """Boots steps in worker threads, applied in step order; every record write stays in the
+    caller's thread."""
 
     def __init__(self, opts: RunOptions, rec: dict, run_dir: Path, progress: Progress) -> None:
         self.opts, self.rec, self.run_dir, self.progress = opts, rec, run_dir, progress
-        self._jobs: queue.Queue[BootJob | None] = queue.Queue()
-        self._done: queue.Queue[tuple[BootJob, Outcome]] = queue.Queue()
+        self._boots = max(1, opts.boots or default_boots())
+        self._jobs: queue.Queue[BootJob | None] = queue.Queue()  # given to the workers
+        self._done: queue.Queue[tuple[BootJob, Outcome]] = queue.Queue()  # as they end
         self._stop = threading.Event()
-        self._pending: deque[BootJob] = deque()  # handed to the worker, not yet applied
+        self._pending: deque[BootJob] = deque()  # prepared, in step order, not yet applied
+        self._queued: deque[BootJob] = deque()  # prepared, not yet given to a worker
+        self._ended: dict[int, Outcome] = {}  # id(job): its outcome, not yet applied
+        self._running = 0  # given to the workers and not ended
+        self._building = False
         self._waiting: deque[tuple[dict, Callable[[], bool] | None]] = deque()  # not yet sent
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def __enter__(self) -> Booter:
         return self
@@ -72,6 +92,15 @@ class Booter:
                 self.drain()
         finally:  # also when the drain itself is cut short (a Ctrl-C while it waits)
             self.stop()
+
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """While the caller builds a step: one guest at a time."""
+        self._building = True
+        try:
+            yield
+        finally:
+            self._building = False
 
     def submit(self, step: dict, take: Callable[[], bool] | None = None) -> None:
         """Boot this built step (its entry in the record) after those handed over before it;
@@ -96,22 +125,31 @@ class Booter:
                     continue
             self._waiting.popleft()
             job = boot_steps.prepare(self.opts, self.rec, step)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="kpipe-boot",
-                                                daemon=True)
-                self._thread.start()
             self._pending.append(job)
-            self._jobs.put(job)
+            self._queued.append(job)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Give queued boots to workers, as many as may run at once now."""
+        allowed = 1 if self._building else self._boots
+        while self._queued and self._running < allowed and not self._stop.is_set():
+            if len(self._threads) <= self._running:
+                thread = threading.Thread(target=self._work, daemon=True,
+                                          name=f"kpipe-boot-{len(self._threads)}")
+                thread.start()
+                self._threads.append(thread)
+            self._running += 1
+            self._jobs.put(self._queued.popleft())
 
     def collect(self) -> None:
         """Apply the boots that ended, and write the record when it changed (cheap otherwise:
         make's progress calls it for every file compiled)."""
+        self._reap()
         changed = False
-        for job, outcome in self._ended():
+        for job, outcome in self._in_order():
             self._apply(job, outcome)
             changed = True
-        if changed:
-            self._send()
+        self._send()
         if self._mark_booting() or changed:
             record.write(self.run_dir, self.rec)
 
@@ -123,14 +161,16 @@ class Booter:
         self._send()
         while self._pending:
             try:
-                job, outcome = self._done.get(timeout=0.5)
+                self._ended_one(*self._done.get(timeout=0.5))
             except queue.Empty:
                 continue
-            self._apply(job, outcome)
+            self._reap()
+            for job, outcome in self._in_order():
+                self._apply(job, outcome)
             self._send()
             self._mark_booting()
             record.write(self.run_dir, self.rec)
-        self._end_thread()
+        self._end_threads()
         if waited:
             record.stage_time(self.rec, "boot-wait", t0)
 
@@ -140,29 +180,43 @@ class Booter:
         for step, _take in self._waiting:  # never handed to the worker
             step["boot"] = boot_steps.not_booted(NOT_STARTED)
         self._waiting.clear()
-        if self._thread is None:
+        self._queued.clear()  # never given to a worker: not started
+        if not self._threads:
             return
         self._stop.set()
-        self._end_thread()
+        self._end_threads()
+        self._reap()
         cut = None
-        for job, outcome in self._ended():
+        while self._pending:
+            job = self._pending.popleft()
+            outcome = self._ended.pop(id(job), None)
             if isinstance(outcome, dict):
                 boot_steps.apply_result(self.rec, job, outcome, self.progress)
             else:
-                cut = job if outcome is not None else cut
+                cut = cut or (job if outcome is not None else None)
                 self._interrupted(job, outcome)
-            self._pending.popleft()
         self.rec.pop("booting", None)
         if cut is not None:
             self.rec["booting"] = _where(cut)
 
-    def _ended(self) -> Iterator[tuple[BootJob, Outcome]]:
-        """The boots the worker has handed back so far, in step order (waits for none)."""
+    def _reap(self) -> None:
+        """Take in the boots the workers have handed back so far (waits for none)."""
         while True:
             try:
-                yield self._done.get_nowait()
+                self._ended_one(*self._done.get_nowait())
             except queue.Empty:
                 return
+
+    def _ended_one(self, job: BootJob, outcome: Outcome) -> None:
+        self._running -= 1
+        self._ended[id(job)] = outcome
+        self._dispatch()  # its guest is gone: another may start
+
+    def _in_order(self) -> Iterator[tuple[BootJob, Outcome]]:
+        """The ended boots that may be applied now: in step order, each once every boot
+        before it is applied (the caller applies each before asking for the next)."""
+        while self._pending and id(self._pending[0]) in self._ended:
+            yield self._pending[0], self._ended.pop(id(self._pending[0]))
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -176,21 +230,21 @@ class Booter:
                 outcome = exc
             self._done.put((job, outcome))
 
-    def _end_thread(self) -> None:
-        """Let the worker finish (a set stop makes that quick: its guest is killed) and wait
-        for it; a second Ctrl-C meanwhile does not leave its guest running."""
-        if self._thread is None:
-            return
-        self._jobs.put(None)
-        while self._thread.is_alive():
-            try:
-                self._thread.join(0.5)
-            except KeyboardInterrupt:
-                self._stop.set()
-        self._thread = None
+    def _end_threads(self) -> None:
+        """Let the workers finish (a set stop makes that quick: their guests are killed) and
+        wait for them; a second Ctrl-C meanwhile does not leave a guest running."""
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            while thread.is_alive():
+                try:
+                    thread.join(0.5)
+                except KeyboardInterrupt:
+                    self._stop.set()
+        self._threads = []
 
     def _apply(self, job: BootJob, outcome: Outcome) -> None:
-        self._pending.popleft()  # results come back in the order jobs went in
+        self._pending.popleft()  # _in_order gives the first pending job's outcome only
         if isinstance(outcome, dict):
             boot_steps.apply_result(self.rec, job, outcome, self.progress)
             return

@@ -35,29 +35,43 @@ def record_objects(step: dict, step_dir: Path, build_dir: Path,
     return found
 
 
+def _previous(rec: dict, step: dict) -> dict | None:
+    return next((s for s in rec["steps"] if s["index"] == step["index"] - 1
+                 and s.get("config") == step.get("config")), None)
+
+
+def same_as_previous(rec: dict, step: dict, found: dict[str, str], run_dir: Path,
+                     patch: Path | None) -> bool:
+    """Whether this step's objects equal the previous step's and the patch between them does
+    not touch a build script (said in `step["objects"]`); the previous step's boot may still
+    be under way."""
+    before = _previous(rec, step)
+    if before is None or patch is None:
+        return False
+    theirs = objects.load(run_dir / before["dir"])
+    if not theirs or not found:  # no vmlinux.a (a kernel before 6.1): nothing to compare
+        return False
+    changed = objects.differences(theirs, found)
+    step["objects"].update(compared_with=before["index"], changed_count=len(changed),
+                           changed=changed[:SHOWN])
+    if changed:
+        return False
+    if why := objects.always_boots(apply.touched_files(patch)):
+        step["objects"]["always_boot"] = why
+        return False
+    return True
+
+
 def previous_if_same(rec: dict, step: dict, found: dict[str, str], run_dir: Path,
                      patch: Path | None, same_suites: bool) -> dict | None:
     """The previous step of the same config whose results this step may take, or None.
 
     It must have been booted (here or by a step it took from), run the same suites, and have
     the same objects; and the patch between them must not touch a build script."""
-    k = step["index"]
-    before = next((s for s in rec["steps"] if s["index"] == k - 1
-                   and s.get("config") == step.get("config")), None)
-    if before is None or patch is None or "boot" not in before:
+    before = _previous(rec, step)
+    if before is None or before.get("boot", {}).get("status") in (None, "not-run", "blocked"):
         return None
-    if before["boot"].get("status") in (None, "not-run", "blocked"):
-        return None
-    theirs = objects.load(run_dir / before["dir"])
-    if not theirs or not found:  # no vmlinux.a (a kernel before 6.1): nothing to compare
-        return None
-    changed = objects.differences(theirs, found)
-    step["objects"].update(compared_with=k - 1, changed_count=len(changed),
-                           changed=changed[:SHOWN])
-    if changed:
-        return None
-    if why := objects.always_boots(apply.touched_files(patch)):
-        step["objects"]["always_boot"] = why
+    if not same_as_previous(rec, step, found, run_dir, patch):
         return None
     return before if same_suites else None
 

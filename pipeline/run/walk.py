@@ -89,9 +89,10 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
         rec["current"] = {"step": k, "config": config_name, "stage": "build"}
         booter.collect()
         record.write(run_dir, rec)
-        outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
-                        _compiled(progress, booter, f"step {k} [{config_name}]"),
-                        step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
+        with booter.building():  # one guest at a time beside make
+            outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
+                            _compiled(progress, booter, f"step {k} [{config_name}]"),
+                            step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
         step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
         step_ops.save_warnings(step_dir, outcome.warnings)
         previous = outcome.warnings
@@ -116,10 +117,12 @@ def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
     """Hand a freshly built step to the booter, which boots it unless its objects (`found`)
     equal the previous step's: it then takes that step's results (pipeline/run/unchanged.py),
     decided once the previous step's boot is in the record (it may still run when this
-    returns)."""
+    returns). A step whose objects differ is handed over to boot at once, so that it may boot
+    beside the previous step (pipeline/run/booter.py)."""
     k = step["index"]
-    if k == 0 or opts.boot_unchanged:
-        booter.submit(step)
+    if k == 0 or opts.boot_unchanged or not unchanged.same_as_previous(rec, step, found,
+                                                                        run_dir, patch):
+        booter.submit(step)  # it boots: no need to wait for the previous step's results
         return
 
     def take() -> bool:
