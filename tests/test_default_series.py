@@ -181,3 +181,46 @@ def test_it_builds_in_the_sandbox_and_confirms_each_fix_before_the_verdict(
             else:
                 assert "attempts" not in test, (step["index"], test["case"])
     assert "confirm" in rec["stages"]
+
+
+def _guest_runs(rec: dict) -> list[tuple[float, float, str]]:
+    """(start, end, what) of every guest the run booted: each step's boot and each re-run,
+    from the record's `started` and seconds."""
+    from datetime import datetime
+
+    def span(started: str, seconds: float, what: str) -> tuple[float, float, str]:
+        t = datetime.fromisoformat(started).timestamp()
+        return t, t + seconds, what
+
+    out = []
+    for step in rec["steps"]:
+        boot = step["boot"]
+        if boot.get("started") and "reused_from_step" not in boot:
+            out.append(span(boot["started"], boot["total_seconds"], f"step {step['index']}"))
+        seen = set()
+        for test in step["tests"]:
+            for a in test.get("attempts", [])[1:]:
+                if a["console"] not in seen:
+                    seen.add(a["console"])
+                    out.append(span(a["boot_started"], a["boot_seconds"], a["console"]))
+    return out
+
+
+def test_guests_run_side_by_side_two_at_most(default_run: dict) -> None:
+    """Once no build runs, two guests boot at once (this 2-core host's default): the four
+    confirmations (steps 0, 2, 3 and 4) ran two at a time, and no moment had three guests."""
+    from pipeline.run.booter import default_boots
+
+    assert default_boots() == 2, "the check needs a host with 2 cores or more"
+    runs = _guest_runs(default_run["record"])
+    confirms = [r for r in runs if "confirm-" in r[2]]
+    assert len(confirms) == 4 and len(runs) == 11, runs
+    slack = 0.25  # started is the wall clock and seconds a monotonic one: both at vng's start
+    inner = [(a + slack, b - slack, w) for a, b, w in runs]
+
+    def at_once(t: float) -> list[str]:
+        return [w for a, b, w in inner if a <= t < b]
+
+    assert any(len(at_once(a)) == 2 for a, _b, _w in confirms), confirms
+    worst = max((at_once(a) for a, _b, _w in inner), key=len)
+    assert len(worst) <= 2, worst

@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import threading
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline import paths
@@ -192,9 +193,11 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         "cpu_model": info.get("cpu_model") or outcome.cpu_model,
         "console": _rel(final.console, out_dir),
         "attempts": [{"reason": a.reason, "console": _rel(a.console, out_dir),
-                      "rc": a.rc, "seconds": a.seconds} for a in outcome.attempts],
+                      "rc": a.rc, "seconds": a.seconds, "started": _utc(a.started)}
+                     for a in outcome.attempts],
         "detail": detail,
         "total_seconds": final.seconds,
+        "started": _utc(final.started),  # with total_seconds: when this boot's guest ran
         "first_test_seconds": final.first_case,
         "accel_reason": outcome.accel_reason,
         "guest_release": info.get("release"),
@@ -207,6 +210,10 @@ def boot_and_test(bzimage: Path, system_map: Path, kconfig: Path, localversion: 
         "lockdep": lockdepmod.coverage(kcfg, read_events(rwdir), found, names),
     }
     return {"boot": boot_rec, "tests": tests, "splats": splat_records}
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
 def _dedupe(records: list[dict]) -> list[dict]:

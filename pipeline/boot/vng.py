@@ -131,6 +131,7 @@ class Attempt:
     script_on_console: bool = False  # no udev: the script ran on the console (CONSOLE_SCRIPT)
     stopped: bool = False  # killed because the caller's stop event was set
     reason: str = ""  # "ok" or why it failed
+    started: float = 0.0  # when vng was started (seconds since the epoch)
 
     @property
     def early_failure(self) -> bool:
@@ -300,7 +301,7 @@ def launch(cmd: list[str], console: Path, boot_timeout: float, run_timeout: floa
     """Run one vng command in its own process group; return when it exits or is killed (at a
     timeout, once `stop` is set, or, with `kvm`, once KVM is seen stopping the guest or
     running it far slower than real time)."""
-    attempt = Attempt(console=console)
+    attempt = Attempt(console=console, started=time.time())
     t0 = time.monotonic()
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -125,5 +125,7 @@ def _add_attempt(tests: list[dict], n: int, result: dict) -> None:
         test["attempts"].append({"attempt": n, "status": new.get("status", "not-run"),
                                  "message": new.get("message", ""), "log": new.get("log"),
                                  "boot": result["boot"]["status"],
-                                 "console": result["boot"].get("console")})
+                                 "console": result["boot"].get("console"),
+                                 "boot_started": result["boot"].get("started"),
+                                 "boot_seconds": result["boot"].get("total_seconds")})
         verdicts.judge_attempts(test)
