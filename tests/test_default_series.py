@@ -221,6 +221,6 @@ def test_guests_run_side_by_side_two_at_most(default_run: dict) -> None:
     def at_once(t: float) -> list[str]:
         return [w for a, b, w in inner if a <= t < b]
 
-    assert any(len(at_once(a)) == 2 for a, _b, _w in confirms), confirms
+    assert any(len(at_once(a)) == 2 for a, _b, w in inner if "confirm-" in w), confirms
     worst = max((at_once(a) for a, _b, _w in inner), key=len)
     assert len(worst) <= 2, worst

@@ -23,8 +23,8 @@ them would have to take the lock, and one that did not would let the worker's js
 dict changing under it; handing results back keeps every change to the record in one thread,
 with no lock around any of them.
 
-Guests at once: one while the main thread builds (`building`: make takes both cores and a TCG
-guest one), up to `boots` (default_boots) while it does not, as after the last build, when the
+Guests at once: one while the main thread has steps left to build (`building`: make takes both
+cores and a TCG guest one), and up to `boots` (default_boots) after the last build, when the
 boots left would otherwise queue behind one guest while a core stays idle. Each boot runs in a
 worker thread of its own; results are applied in step order whatever order they end in, so the
 record reads as if the boots had run one after the other. Leaving on an exception (Ctrl-C and
@@ -95,7 +95,7 @@ class Booter:
 
     @contextmanager
     def building(self) -> Iterator[None]:
-        """While the caller builds a step: one guest at a time."""
+        """While the caller has steps left to build (its walk): one guest at a time."""
         self._building = True
         try:
             yield

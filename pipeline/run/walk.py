@@ -52,63 +52,75 @@ def walk_config(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: Con
     previous: list[diagnostics.Diagnostic] = []
     if first > 0:
         previous = lead_in(opts, rec, wt, cplan, applied, patch_files, first - 1, progress)
-    for k, step_in in enumerate(applied):
-        if not first <= k <= last:
-            continue
-        step_rel = f"steps/{config_name}/{k}"
-        step_dir = run_dir / step_rel
-        localversion = step_ops.localversion(config_name, k)
-        step = step_ops.new_step(k, config_name, step_in, step_rel, localversion)
-        if step_in["apply"]["status"] in ("conflict", "blocked"):
-            for stage in ("build", "boot"):
-                step[stage] = {"status": "blocked", "config": config_name}
-            rec["steps"].append(step)
-            record.write(run_dir, rec)
-            continue
-        step["key"], step["build_key"] = cplan.keys[k], cplan.build_keys[k]
-        if found := reusable(opts, cplan, k, rec["run_id"]):
-            step = reuse.link(found, step, step_dir, step_rel)
-            rec["steps"].append(step)
-            previous = step_ops.load_warnings(step_dir)
-            if found.whole:
-                progress.info(f"step {k} [{config_name}]: reused from run {step['reused_from']}")
-                record.write(run_dir, rec)
-            else:
-                progress.info(f"step {k} [{config_name}]: build reused from run "
-                              f"{step['build_reused_from']}; booting it")
-                booter.submit(step)
-                record.write(run_dir, rec)
-            continue
-        rec["steps"].append(step)
-        step_ops.checkout(wt, step_in["commit"])
-        if k > 0 and step_ops.touches_kconfig(patch_files[k - 1]):
-            progress.info(f"patch {k} touches Kconfig: re-checking the config")
-            step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir,
-                                                                    opts.sandbox)}
-        progress.stage("build", f"step {k} [{config_name}] (of 0..{len(applied) - 1})")
-        rec["current"] = {"step": k, "config": config_name, "stage": "build"}
-        booter.collect()
-        record.write(run_dir, rec)
-        with booter.building():  # one guest at a time beside make
-            outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
-                            _compiled(progress, booter, f"step {k} [{config_name}]"),
-                            step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
-        step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
-        step_ops.save_warnings(step_dir, outcome.warnings)
-        previous = outcome.warnings
-        progress.build_done(k, step["build"])
-        if outcome.disk_full:
-            record.write(run_dir, rec)
-            step_ops.raise_disk_full(step_dir)
-        rec.pop("current", None)
-        if step["build"]["status"] == "pass":  # kept for a booting run that reuses the build
-            found = unchanged.record_objects(step, step_dir, build_dir, opts.boot)
-            if opts.boot:
-                _boot_or_take(opts, rec, step, run_dir, found,
-                              patch_files[k - 1] if k > 0 else None, progress, booter)
-        booter.collect()
-        record.write(run_dir, rec)
+    with booter.building():  # one guest at a time until the last build is done
+        for k in range(first, last + 1):
+            previous = _walk_step(opts, rec, run_dir, wt, cplan, applied, patch_files,
+                                  progress, booter, k, previous)
     record.stage_time(rec, f"build:{config_name}", t_build)
+
+
+def _walk_step(opts: RunOptions, rec: dict, run_dir: Path, wt: Path, cplan: ConfigPlan,
+               applied: list[dict], patch_files: list[Path], progress: Progress,
+               booter: Booter, k: int, previous: list[diagnostics.Diagnostic]
+               ) -> list[diagnostics.Diagnostic]:
+    """Step k of the walk: reused, blocked, or checked out, built and handed to `booter`;
+    returns its warnings (the next build compares with them)."""
+    spec, config_name = cplan.spec, cplan.spec.name
+    build_dir = wt / f"o-{config_name}"
+    step_in = applied[k]
+    step_rel = f"steps/{config_name}/{k}"
+    step_dir = run_dir / step_rel
+    localversion = step_ops.localversion(config_name, k)
+    step = step_ops.new_step(k, config_name, step_in, step_rel, localversion)
+    if step_in["apply"]["status"] in ("conflict", "blocked"):
+        for stage in ("build", "boot"):
+            step[stage] = {"status": "blocked", "config": config_name}
+        rec["steps"].append(step)
+        record.write(run_dir, rec)
+        return previous
+    step["key"], step["build_key"] = cplan.keys[k], cplan.build_keys[k]
+    if found := reusable(opts, cplan, k, rec["run_id"]):
+        step = reuse.link(found, step, step_dir, step_rel)
+        rec["steps"].append(step)
+        previous = step_ops.load_warnings(step_dir)
+        if found.whole:
+            progress.info(f"step {k} [{config_name}]: reused from run {step['reused_from']}")
+            record.write(run_dir, rec)
+        else:
+            progress.info(f"step {k} [{config_name}]: build reused from run "
+                          f"{step['build_reused_from']}; booting it")
+            booter.submit(step)
+            record.write(run_dir, rec)
+        return previous
+    rec["steps"].append(step)
+    step_ops.checkout(wt, step_in["commit"])
+    if k > 0 and step_ops.touches_kconfig(patch_files[k - 1]):
+        progress.info(f"patch {k} touches Kconfig: re-checking the config")
+        step["config_recheck"] = {"dropped": step_ops.configure(spec, wt, build_dir,
+                                                                opts.sandbox)}
+    progress.stage("build", f"step {k} [{config_name}] (of 0..{len(applied) - 1})")
+    rec["current"] = {"step": k, "config": config_name, "stage": "build"}
+    booter.collect()
+    record.write(run_dir, rec)
+    outcome = build(wt, build_dir, localversion, step_dir, previous, opts.jobs,
+                    _compiled(progress, booter, f"step {k} [{config_name}]"),
+                    step_ops.jail(opts.sandbox, wt, build_dir, k == 0))
+    step["build"] = step_ops.prefix_paths(outcome.record, step_rel) | {"config": config_name}
+    step_ops.save_warnings(step_dir, outcome.warnings)
+    previous = outcome.warnings
+    progress.build_done(k, step["build"])
+    if outcome.disk_full:
+        record.write(run_dir, rec)
+        step_ops.raise_disk_full(step_dir)
+    rec.pop("current", None)
+    if step["build"]["status"] == "pass":  # kept for a booting run that reuses the build
+        found = unchanged.record_objects(step, step_dir, build_dir, opts.boot)
+        if opts.boot:
+            _boot_or_take(opts, rec, step, run_dir, found,
+                          patch_files[k - 1] if k > 0 else None, progress, booter)
+    booter.collect()
+    record.write(run_dir, rec)
+    return previous
 
 
 def _boot_or_take(opts: RunOptions, rec: dict, step: dict, run_dir: Path,
