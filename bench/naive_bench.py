@@ -10,7 +10,7 @@ before). Reads a series (default: patches/vhost-scsi-log-6.12) and the imported 
 runs, checkouts and caches into a temporary directory, removed at the end unless --keep.
 
     .venv/bin/python bench/naive_bench.py [SERIES] [--no-boot] [--suite S ...] [--steps N]
-                                          [--keep]
+                                          [--keep] [--kpipe-only]
 
 The suites default to smoke and vhost-scsi (issue 16's table was measured with them). After the
 series cold and warm, a new one-patch series (bench.new_series: a reworded module description,
@@ -149,6 +149,9 @@ def main() -> int:
                          "of issue 16's table)")
     ap.add_argument("--steps", type=int, default=99, help="naive side: only the first N steps")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--kpipe-only", action="store_true",
+                    help="kpipe's side only (the naive side does not depend on kpipe's code: "
+                         "compare with an earlier whole run's naive figures)")
     args = ap.parse_args()
     suites = [] if args.no_boot else (args.suites or ["smoke", "vhost-scsi"])
     boot = bool(suites)
@@ -166,20 +169,22 @@ def main() -> int:
         run_dir = reports / "runs" / cold["run_id"]
         n = min(args.steps, len(cold["steps"]))
         t0 = time.monotonic()
-        naive = naive_series(cold, run_dir, shared.path, tmp, ncache, suites, n)
-        naive_cold = time.monotonic() - t0
+        naive = (naive_series(cold, run_dir, shared.path, tmp, ncache, suites, n)
+                 if not args.kpipe_only else None)
+        naive_cold = time.monotonic() - t0 if naive else None
         steps = cold["steps"][:n]
-        line("base build, cold ccache", _build_s(steps[0]), naive[0][0])
+        line("base build, cold ccache", _build_s(steps[0]), naive and naive[0][0])
         if n > 1:
             line("each patch's build (median)", statistics.median(map(_build_s, steps[1:])),
-                 statistics.median(b for b, _ in naive[1:]))
+                 naive and statistics.median(b for b, _ in naive[1:]))
         if boot:
             line("each step's boot + suites (median)", statistics.median(map(_boot_s, steps)),
-                 statistics.median(b for _, b in naive))
+                 naive and statistics.median(b for _, b in naive))
             if n > 1:
                 line("each patch step, build + boot + suites (median)",
                      statistics.median(_build_s(s) + _boot_s(s) for s in steps[1:]),
-                     statistics.median(b + t for b, t in naive[1:]))
+                     naive and statistics.median(b + t for b, t in naive[1:]))
+        print(f"  stages: {cold['stages']}", flush=True)
         line(f"the series cold, {n} of {len(cold['steps'])} steps on the naive side",
              kpipe_cold, naive_cold)
         t0 = time.monotonic()
@@ -187,10 +192,12 @@ def main() -> int:
                          boot=boot)
         kpipe_warm = time.monotonic() - t0
         t0 = time.monotonic()
-        naive_series(warm, reports / "runs" / warm["run_id"], shared.path, tmp, ncache, suites,
-                     n)
+        if not args.kpipe_only:
+            naive_series(warm, reports / "runs" / warm["run_id"], shared.path, tmp, ncache,
+                         suites, n)
         line("the series again, ccache warm (kpipe: --no-cache, pool warm)", kpipe_warm,
-             time.monotonic() - t0)
+             None if args.kpipe_only else time.monotonic() - t0)
+        print(f"  stages: {warm['stages']}", flush=True)
         base = cold["steps"][0]["commit"]
         for label, booted in (("--no-boot", False), ("booted", boot)):
             if label == "booted" and not boot:
@@ -202,12 +209,13 @@ def main() -> int:
             kpipe_new = time.monotonic() - t0
             tip = new["steps"][-1]
             t0 = time.monotonic()
-            naive_step(shared.path, tip["commit"],
-                       tmp / f"reports-new-{label}" / "runs" / new["run_id"]
-                       / tip["build"]["artifacts"][".config"], tip["localversion"],
-                       tmp / f"naive-new-{label}", ncache, suites if booted else [])
+            if not args.kpipe_only:
+                naive_step(shared.path, tip["commit"],
+                           tmp / f"reports-new-{label}" / "runs" / new["run_id"]
+                           / tip["build"]["artifacts"][".config"], tip["localversion"],
+                           tmp / f"naive-new-{label}", ncache, suites if booted else [])
             line(f"a new one-patch series, {label}, end to end", kpipe_new,
-                 time.monotonic() - t0)
+                 None if args.kpipe_only else time.monotonic() - t0)
             line(f"  its patch step's build (step 1, {tip['build'].get('units_rebuilt', 0)} "
                  f"files)", _build_s(tip))
     finally:
