@@ -88,8 +88,7 @@ def parser() -> argparse.ArgumentParser:
                    help="boot each step before building the next (default: step k boots while "
                         "step k+1 builds; for debugging)")
     r.add_argument("--boots", type=int, metavar="N",
-                   help="guests booted at once after the last build (default: one per host "
-                        "core, at most 2; one while steps are left to build)")
+                   help="guests booted at once (default: one per host core, at most 2)")
     r.add_argument("-j", "--jobs", type=int, help="make -j (default: CPUs)")
     r.add_argument("--run-dir", type=Path, help="write the run here (new or empty) instead of "
                                                 "reports/runs/<run-id>")

@@ -23,17 +23,21 @@ them would have to take the lock, and one that did not would let the worker's js
 dict changing under it; handing results back keeps every change to the record in one thread,
 with no lock around any of them.
 
-Guests at once: one while the main thread has steps left to build (`building`: make takes both
-cores and a TCG guest one), and up to `boots` (default_boots) after the last build, when the
-boots left would otherwise queue behind one guest while a core stays idle. Each boot runs in a
-worker thread of its own; results are applied in step order whatever order they end in, so the
-record reads as if the boots had run one after the other. Leaving on an exception (Ctrl-C and
-SIGTERM reach the main thread only, as KeyboardInterrupt; or an error): every guest under way
-is killed (vng's `stop` event: its process group goes), the boots that had finished are
-applied, and the boots cut short and those not started keep the status `not-run` with
-`interrupted: true` and a detail (a later run boots them again: pipeline/record/keys.py);
-`booting` is left naming the one cut short (the first in step order, if more), so that the
-run's error says so.
+Guests at once: up to `boots` (default_boots), beside the builds too. Measured on the default
+series here (warm, 2 cores), one guest beside the builds and two after the last build took 269
+s (build 94 s, boot-wait 110 s, confirm 65 s), and a second guest let start between two builds
+(it then ran beside the next) 232 s (110, 66, 56): the builds are short and the boots are what
+a run waits for, so a core left idle costs more than a slower build. Of the boots ready to
+start, one that runs more suites (the base and the tip, with the suites whose steps rule is
+"ends") goes first, so that the longest boot does not run alone at the end while the other core
+waits. Each boot runs in a worker thread of its own; results are applied in step order whatever
+order they end in, so the record reads as if the boots had run one after the other. Leaving on
+an exception (Ctrl-C and SIGTERM reach the main thread only, as KeyboardInterrupt; or an
+error): every guest under way is killed (vng's `stop` event: its process group goes), the boots
+that had finished are applied, and the boots cut short and those not started keep the status
+`not-run` with `interrupted: true` and a detail (a later run boots them again:
+pipeline/record/keys.py); `booting` is left naming the one cut short (the first in step order,
+if more), so that the run's error says so.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.boot import vng
@@ -79,7 +82,6 @@ class Booter:
         self._queued: deque[BootJob] = deque()  # prepared, not yet given to a worker
         self._ended: dict[int, Outcome] = {}  # id(job): its outcome, not yet applied
         self._running = 0  # given to the workers and not ended
-        self._building = False
         self._waiting: deque[tuple[dict, Callable[[], bool] | None]] = deque()  # not yet sent
         self._threads: list[threading.Thread] = []
 
@@ -92,15 +94,6 @@ class Booter:
                 self.drain()
         finally:  # also when the drain itself is cut short (a Ctrl-C while it waits)
             self.stop()
-
-    @contextmanager
-    def building(self) -> Iterator[None]:
-        """While the caller has steps left to build (its walk): one guest at a time."""
-        self._building = True
-        try:
-            yield
-        finally:
-            self._building = False
 
     def submit(self, step: dict, take: Callable[[], bool] | None = None) -> None:
         """Boot this built step (its entry in the record) after those handed over before it;
@@ -130,16 +123,18 @@ class Booter:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Give queued boots to workers, as many as may run at once now."""
-        allowed = 1 if self._building else self._boots
-        while self._queued and self._running < allowed and not self._stop.is_set():
+        """Give queued boots to workers, as many as may run at once, those that run the most
+        suites first (in step order among equals)."""
+        while self._queued and self._running < self._boots and not self._stop.is_set():
             if len(self._threads) <= self._running:
                 thread = threading.Thread(target=self._work, daemon=True,
                                           name=f"kpipe-boot-{len(self._threads)}")
                 thread.start()
                 self._threads.append(thread)
+            job = max(self._queued, key=lambda j: len(j.names))  # the first of the longest
+            self._queued.remove(job)
             self._running += 1
-            self._jobs.put(self._queued.popleft())
+            self._jobs.put(job)
 
     def collect(self) -> None:
         """Apply the boots that ended, and write the record when it changed (cheap otherwise:
