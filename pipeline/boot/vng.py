@@ -31,7 +31,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ from pathlib import Path
 
 from pipeline.boot import accel as accel_mod
 from pipeline.errors import InfraError
+from pipeline.procgroup import kill_group
 
 VENV_BIN = Path(sys.executable).parent
 RUNNER_START = "kpipe: runner start"
@@ -63,7 +63,6 @@ KERNEL_STAMP_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
 # in, is a guest running at a quarter of real speed or less: not a KVM worth waiting for.
 KVM_SLOW_AFTER = 10.0
 KVM_SLOW_RATIO = 0.25
-TERM_GRACE = 3.0
 OVERLAID = ("/etc", "/lib", "/home", "/opt", "/srv", "/usr", "/var", "/tmp")  # vng's overlays
 SPARE_MOUNTS = ("/media", "/boot")
 # What virtme-ng-init runs before the script and a suite does not need unless it says so
@@ -224,40 +223,6 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     return env
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`, from /proc."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-def group_alive(pgid: int) -> bool:
-    return bool(group_members(pgid))
-
-
-def kill_group(pgid: int, leader: subprocess.Popen | None = None) -> bool:
-    """SIGTERM then SIGKILL the whole group; True if no live process is left in it."""
-    for sig, wait in ((signal.SIGTERM, TERM_GRACE), (signal.SIGKILL, 5.0)):
-        if not group_alive(pgid):
-            return True
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return True
-        end = time.monotonic() + wait
-        while time.monotonic() < end and group_alive(pgid):
-            if leader is not None:
-                leader.poll()  # reap vng itself so it does not linger as a zombie
-            time.sleep(0.05)
-    return not group_alive(pgid)
 
 
 def _slow_kvm(text: str, wall: float) -> str:

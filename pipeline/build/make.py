@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pipeline.build import diagnostics, linked
 from pipeline.build.sandbox import Jail, ccache_env, refusals
+from pipeline.procgroup import kill_group
 
 ARTIFACTS = {"bzImage": "arch/x86/boot/bzImage", "System.map": "System.map", ".config": ".config"}
 BUILD_TIMESTAMP = "Thu Jan  1 00:00:00 UTC 2026"
@@ -158,14 +159,7 @@ def build(worktree: Path, build_dir: Path, localversion: str, step_dir: Path,
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    """make's whole group: bubblewrap's compilers may outlive their leader by a moment, and the
+    build place must be free of them before it is given back."""
+    kill_group(proc.pid, proc)
+    proc.wait()
