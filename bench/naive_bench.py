@@ -218,6 +218,7 @@ def main() -> int:
                  None if args.kpipe_only else time.monotonic() - t0)
             line(f"  its patch step's build (step 1, {tip['build'].get('units_rebuilt', 0)} "
                  f"files)", _build_s(tip))
+            print(f"  stages: {new['stages']}", flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
