@@ -23,19 +23,18 @@ them would have to take the lock, and one that did not would let the worker's js
 dict changing under it; handing results back keeps every change to the record in one thread,
 with no lock around any of them.
 
-Guests at once: up to `boots` (default_boots), beside the builds too. Measured on the default
-series here (warm, 2 cores), one guest beside the builds and two after the last build took 269
-s (build 94 s, boot-wait 110 s, confirm 65 s), and a second guest let start between two builds
-(it then ran beside the next) 232 s (110, 66, 56): the builds are short and the boots are what
-a run waits for, so a core left idle costs more than a slower build. Of the boots ready to
-start, one that runs more suites (the base and the tip, with the suites whose steps rule is
-"ends") goes first, so that the longest boot does not run alone at the end while the other core
-waits. Each boot runs in a worker thread of its own; results are applied in step order whatever
-order they end in, so the record reads as if the boots had run one after the other. Leaving on
-an exception (Ctrl-C and SIGTERM reach the main thread only, as KeyboardInterrupt; or an
-error): every guest under way is killed (vng's `stop` event: its process group goes), the boots
-that had finished are applied, and the boots cut short and those not started keep the status
-`not-run` with `interrupted: true` and a detail (a later run boots them again:
+Guests at once: up to `boots` (default_boots), beside the builds too. On the default series
+here (warm, 2 cores) a gate that kept to one guest until the last build gained nothing: 269 s
+against 265 s without it, one run each (the builds are short; the tip's build, its boot and the
+base's confirmation are the critical path), so there is none. Of the boots ready to start, one
+that runs more suites (the base and the tip, with the suites whose steps rule is "ends") goes
+first, so that the longest boot does not run alone at the end while the other core waits. Each
+boot runs in a worker thread of its own; results are applied in step order whatever order they
+end in, so the record reads as if the boots had run one after the other. Leaving on an
+exception (Ctrl-C and SIGTERM reach the main thread only, as KeyboardInterrupt; or an error):
+every guest under way is killed (vng's `stop` event: its process group goes), the boots that
+had finished are applied, and the boots cut short and those not started keep the status `not-
+run` with `interrupted: true` and a detail (a later run boots them again:
 pipeline/record/keys.py); `booting` is left naming the one cut short (the first in step order,
 if more), so that the run's error says so.
 """
