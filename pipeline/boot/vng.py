@@ -53,11 +53,10 @@ FIRST_CASE = "kpipe: case "
 # script's exit code, returns 255. The guest runner's own end marker says it completed.
 CONSOLE_SCRIPT = "cannot find script I/O ports"
 NO_EXIT_CODE = 255
-KERNEL_LINE_RE = re.compile(r"^\[\s*\d+\.\d+\]")
+KERNEL_LINE_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")  # a kernel line and its stamp
 EARLY_FAULT_RE = re.compile(r"(Oops:|BUG:|Kernel panic - not syncing|general protection fault)")
 # QEMU's own messages (not the guest kernel's) when KVM cannot go on running the guest
 KVM_FAULT_RE = re.compile(r"^(KVM internal error|emulation failure|.*failed to set MSR)")
-KERNEL_STAMP_RE = re.compile(r"^\[\s*(\d+\.\d+)\]")
 # A kernel under a working KVM prints its first line within about 2 s of QEMU's start and
 # stamps its lines within a second of the wall time since then; under TCG here a boot reaches
 # the runner in about 5 s. No line 15 s in, or a line stamped at a quarter of its wall time or
@@ -226,14 +225,13 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def _slow_kvm(text: str, wall: float) -> str:
-    """QEMU's fault line for a kernel line stamped far behind the wall time it arrived at
-    (`wall`: seconds since the attempt started), or ''."""
-    m = KERNEL_STAMP_RE.match(text)
-    if m is None or wall < KVM_SLOW_AFTER or float(m.group(1)) >= KVM_SLOW_RATIO * wall:
+def _slow_kvm(stamp: float, wall: float) -> str:
+    """Why a kernel line stamped `stamp` that arrived `wall` seconds after the attempt started
+    shows a KVM far slower than real time, or '' when it does not."""
+    if wall < KVM_SLOW_AFTER or stamp >= KVM_SLOW_RATIO * wall:
         return ""
-    return (f"KVM ran the guest at {100 * float(m.group(1)) / wall:.0f}% of real time "
-            f"(its clock at {float(m.group(1)):.1f} s after {wall:.0f} s)")
+    return (f"KVM ran the guest at {100 * stamp / wall:.0f}% of real time "
+            f"(its clock at {stamp:.1f} s after {wall:.0f} s)")
 
 
 def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
@@ -245,10 +243,11 @@ def _pump(proc: subprocess.Popen, log: Path, attempt: Attempt, t0: float,
             fh.flush()
             attempt.console_bytes += len(raw)
             text = raw.decode(errors="replace")
-            if KERNEL_LINE_RE.match(text):
+            if kernel := KERNEL_LINE_RE.match(text):
                 attempt.kernel_lines += 1
                 if kvm and not attempt.kvm_fault and attempt.runner_started is None:
-                    attempt.kvm_fault = _slow_kvm(text, time.monotonic() - t0)
+                    attempt.kvm_fault = _slow_kvm(float(kernel.group(1)),
+                                                  time.monotonic() - t0)
             elif not attempt.kvm_fault and KVM_FAULT_RE.match(text):
                 attempt.kvm_fault = text.strip()
             if CONSOLE_SCRIPT in text:  # virtme-ng-init's line, printed through the kernel log
