@@ -3,14 +3,27 @@
 hand, with the ratio.
 
 The naive way is what a maintainer does by hand: for each step a fresh checkout (`git worktree
-add`), the step's .config, a clean `make` with ccache, and a `vng` boot of the suites (the same
-guest runner and suites kpipe boots, through pipeline.boot.step). Cold means an empty
-KPIPE_CACHE and ccache for each side (apt and pip are not timed here: scripts/setup.sh is run
-before). Reads a series (default: patches/vhost-scsi-log-6.12) and the imported tree; writes
-runs, checkouts and caches into a temporary directory, removed at the end unless --keep.
+add`), a .config copied in and `make olddefconfig`, a clean `make` with ccache, and a `vng` boot
+of the suites (the same guest runner and suites kpipe boots, through pipeline.boot.step). Which
+config and which boot, --naive says:
+
+- `by-hand` (the default, issue 16's definition): the config a maintainer had before kpipe's
+  lean one, the named `defconfig-debug` (x86_64_defconfig, the tree's kvm_guest.config and
+  configs/kconfig/{virtme,trim,vhost-scsi,debug}), merged once at the base with the tree's
+  merge_config.sh (its seconds count in the base step's build); and vng as it boots by
+  default: udev on, the root over 9p without cache=loose.
+- `same-kernel`: each step's own .config from kpipe's run and kpipe's boot settings, so both
+  sides build and boot the same kernels the same way and only the pipeline differs (how
+  builds are reused and overlapped), not issue 16's items 2 and 4.
+
+Cold means an empty KPIPE_CACHE and ccache for each side (apt and pip are not timed here:
+scripts/setup.sh is run before). Reads a series (default: patches/vhost-scsi-log-6.12) and the
+imported tree; writes runs, checkouts and caches into a temporary directory, removed at the end
+unless --keep.
 
     .venv/bin/python bench/naive_bench.py [SERIES] [--no-boot] [--suite S ...] [--steps N]
                                           [--keep] [--kpipe-only]
+                                          [--naive by-hand|same-kernel]
 
 The suites default to smoke and vhost-scsi (issue 16's table was measured with them). After the
 series cold and warm, a new one-patch series (bench.new_series: a reworded module description,
@@ -32,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import git
@@ -44,12 +58,39 @@ from build_bench import kpipe_run  # noqa: E402
 
 from pipeline import paths  # noqa: E402
 from pipeline.boot import step as bootstep  # noqa: E402
-from pipeline.build import make  # noqa: E402
+from pipeline.boot.vng import ROOT_FLAGS, BootSettings  # noqa: E402
+from pipeline.build import kconfig, make  # noqa: E402
 from pipeline.intake import tree  # noqa: E402
+
+BY_HAND_CONFIG = "defconfig-debug"  # configs/configs.toml: the default before issue 16
+
+
+def by_hand_settings() -> BootSettings:
+    """vng's own boot: udev on and the root without kpipe's cache=loose (kept: the runner's
+    devkmsg and nokaslr, which the suites' markers and traces need)."""
+    settings = bootstep.default_settings()
+    return replace(settings, udev=True, append=tuple(a for a in settings.append
+                                                     if a != ROOT_FLAGS))
+
+
+def by_hand_config(tree_dir: Path, base: str, work: Path) -> tuple[Path, float]:
+    """The maintainer's own .config, merged once at the base: (its path, the seconds taken)."""
+    t0 = time.monotonic()
+    wt = work / "linux"
+    subprocess.run(["git", "-C", str(tree_dir), "worktree", "add", "-q", "--detach", str(wt),
+                    base], check=True)
+    config = work / "by-hand.config"
+    try:
+        kconfig.merge(kconfig.load_spec(BY_HAND_CONFIG), wt, wt / "o" / ".config")
+        shutil.copyfile(wt / "o" / ".config", config)
+    finally:
+        shutil.rmtree(wt, ignore_errors=True)
+        subprocess.run(["git", "-C", str(tree_dir), "worktree", "prune"], check=True)
+    return config, time.monotonic() - t0
 
 
 def naive_step(tree_dir: Path, commit: str, config: Path, localversion: str, work: Path,
-               cache: Path, suites: list[str]) -> tuple[float, float]:
+               cache: Path, suites: list[str], settings: BootSettings) -> tuple[float, float]:
     """(build seconds, boot seconds) of one step done by hand: checkout, clean make, vng."""
     wt = work / "linux"
     t0 = time.monotonic()
@@ -73,21 +114,42 @@ def naive_step(tree_dir: Path, commit: str, config: Path, localversion: str, wor
         t1 = time.monotonic()
         bootstep.boot_and_test(out / make.ARTIFACTS["bzImage"], out / "System.map",
                                out / ".config", localversion, suites,
-                               work / "boot", bootstep.default_settings())
+                               work / "boot", settings)
         boot_s = time.monotonic() - t1
     shutil.rmtree(work, ignore_errors=True)
     subprocess.run(["git", "-C", str(tree_dir), "worktree", "prune"], check=True)
     return build_s, boot_s
 
 
-def naive_series(rec: dict, run_dir: Path, tree_dir: Path, tmp: Path, cache: Path,
-                 suites: list[str], steps: int) -> list[tuple[float, float]]:
-    out = []
-    for step in rec["steps"][:steps]:
-        config = run_dir / step["build"]["artifacts"][".config"]
-        out.append(naive_step(tree_dir, step["commit"], config, step["localversion"],
-                              tmp / f"naive-{step['index']}", cache, suites))
-    return out
+class Naive:
+    """The naive side: which config each step builds and how it boots (--naive)."""
+
+    def __init__(self, mode: str, tree_dir: Path, tmp: Path, cache: Path, suites: list[str]):
+        self.mode, self.tree_dir, self.tmp, self.cache, self.suites = (mode, tree_dir, tmp,
+                                                                       cache, suites)
+        self.settings = (by_hand_settings() if mode == "by-hand"
+                         else bootstep.default_settings())
+        self.config: Path | None = None  # by-hand: made at the first step
+
+    def step(self, step: dict, run_dir: Path, name: str,
+             suites: list[str] | None = None) -> tuple[float, float]:
+        """(build seconds, boot seconds) of one of kpipe's steps done the naive way."""
+        made = 0.0
+        if self.mode == "same-kernel":
+            config = run_dir / step["build"]["artifacts"][".config"]
+        else:
+            if self.config is None:
+                self.config, made = by_hand_config(self.tree_dir, step["commit"],
+                                                   self.tmp / "naive-config")
+            config = self.config
+        build_s, boot_s = naive_step(self.tree_dir, step["commit"], config,
+                                     step["localversion"], self.tmp / name, self.cache,
+                                     self.suites if suites is None else suites, self.settings)
+        return build_s + made, boot_s
+
+    def series(self, rec: dict, run_dir: Path, steps: int) -> list[tuple[float, float]]:
+        return [self.step(step, run_dir, f"naive-{step['index']}")
+                for step in rec["steps"][:steps]]
 
 
 def new_series(tree_dir: Path, base: str, out_dir: Path, tag: str) -> Path:
@@ -149,6 +211,8 @@ def main() -> int:
                          "of issue 16's table)")
     ap.add_argument("--steps", type=int, default=99, help="naive side: only the first N steps")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--naive", choices=("by-hand", "same-kernel"), default="by-hand",
+                    help="the naive side's config and boot (see the module's text)")
     ap.add_argument("--kpipe-only", action="store_true",
                     help="kpipe's side only (the naive side does not depend on kpipe's code: "
                          "compare with an earlier whole run's naive figures)")
@@ -159,8 +223,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="kpipe-naive-bench-"))
     kcache, ncache, reports = tmp / "kpipe-cache", tmp / "naive-cache", tmp / "reports"
     chosen = [arg for name in suites for arg in ("--suite", name)]
+    naive_side = Naive(args.naive, shared.path, tmp, ncache, suites)
     print(f"series {args.series}; tree {shared.describe}; suites {suites or 'none'}; "
-          f"{os.cpu_count()} CPUs; {tmp}", flush=True)
+          f"naive {'(none)' if args.kpipe_only else args.naive}; {os.cpu_count()} CPUs; {tmp}",
+          flush=True)
     try:
         t0 = time.monotonic()
         cold = kpipe_run(args.series, kcache, reports, shared.path, "--no-cache", *chosen,
@@ -169,8 +235,7 @@ def main() -> int:
         run_dir = reports / "runs" / cold["run_id"]
         n = min(args.steps, len(cold["steps"]))
         t0 = time.monotonic()
-        naive = (naive_series(cold, run_dir, shared.path, tmp, ncache, suites, n)
-                 if not args.kpipe_only else None)
+        naive = naive_side.series(cold, run_dir, n) if not args.kpipe_only else None
         naive_cold = time.monotonic() - t0 if naive else None
         steps = cold["steps"][:n]
         line("base build, cold ccache", _build_s(steps[0]), naive and naive[0][0])
@@ -193,8 +258,7 @@ def main() -> int:
         kpipe_warm = time.monotonic() - t0
         t0 = time.monotonic()
         if not args.kpipe_only:
-            naive_series(warm, reports / "runs" / warm["run_id"], shared.path, tmp, ncache,
-                         suites, n)
+            naive_side.series(warm, reports / "runs" / warm["run_id"], n)
         line("the series again, ccache warm (kpipe: --no-cache, pool warm)", kpipe_warm,
              None if args.kpipe_only else time.monotonic() - t0)
         print(f"  stages: {warm['stages']}", flush=True)
@@ -210,10 +274,8 @@ def main() -> int:
             tip = new["steps"][-1]
             t0 = time.monotonic()
             if not args.kpipe_only:
-                naive_step(shared.path, tip["commit"],
-                           tmp / f"reports-new-{label}" / "runs" / new["run_id"]
-                           / tip["build"]["artifacts"][".config"], tip["localversion"],
-                           tmp / f"naive-new-{label}", ncache, suites if booted else [])
+                naive_side.step(tip, tmp / f"reports-new-{label}" / "runs" / new["run_id"],
+                                f"naive-new-{label}", suites if booted else [])
             line(f"a new one-patch series, {label}, end to end", kpipe_new,
                  None if args.kpipe_only else time.monotonic() - t0)
             line(f"  its patch step's build (step 1, {tip['build'].get('units_rebuilt', 0)} "
